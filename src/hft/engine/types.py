@@ -1,0 +1,227 @@
+"""Value types shared by the C++ core facade and the reference book.
+
+The numeric values of every enum and the layout of the two record dtypes are part of
+the contract described in docs/engine-semantics.md: they are used by the batch path,
+the journal and the gRPC mapping. Prices are integer ticks, quantities integer lots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(IntEnum):
+    LIMIT = 1
+    MARKET = 2
+
+
+class TimeInForce(IntEnum):
+    GTC = 1
+    DAY = 2
+    IOC = 3
+    FOK = 4
+
+
+class StpMode(IntEnum):
+    CANCEL_MAKER = 0
+    CANCEL_TAKER = 1
+    CANCEL_BOTH = 2
+    NONE = 3
+
+
+class InstrumentStatus(IntEnum):
+    TRADING = 1
+    HALTED = 2
+
+
+class CommandKind(IntEnum):
+    SUBMIT = 1
+    CANCEL = 2
+    AMEND = 3
+    CANCEL_ALL = 4
+    SET_KILL_SWITCH = 5
+    SET_MAX_OPEN_ORDERS = 6
+    SET_INSTRUMENT_STATUS = 7
+    EXPIRE_DAY = 8
+
+
+class EventType(IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2
+    TRADE = 3
+    CANCELED = 4
+    AMENDED = 5
+    EXPIRED = 6
+    CANCEL_REJECTED = 7
+    AMEND_REJECTED = 8
+    BOOK_CHANGE = 9
+
+
+class RejectReason(IntEnum):
+    NONE = 0
+    UNKNOWN_SYMBOL = 1
+    SYMBOL_HALTED = 2
+    INVALID_SIDE = 3
+    INVALID_TYPE = 4
+    INVALID_TIME_IN_FORCE = 5
+    INVALID_STP_MODE = 6
+    INVALID_POST_ONLY = 7
+    INVALID_QUANTITY = 8
+    QUANTITY_OUT_OF_RANGE = 9
+    PRICE_NOT_POSITIVE = 10
+    PRICE_OUT_OF_BAND = 11
+    POST_ONLY_WOULD_TAKE = 12
+    FOK_CANNOT_FILL = 13
+    MARKET_NO_LIQUIDITY = 14
+    DUPLICATE_ORDER_ID = 15
+    MAX_OPEN_ORDERS = 16
+    KILL_SWITCH = 17
+    UNKNOWN_ORDER = 18
+    BOOK_FULL = 19
+
+
+class CancelReason(IntEnum):
+    USER = 1
+    IOC_REMAINDER = 2
+    SELF_TRADE = 3
+    KILL_SWITCH = 4
+
+
+# One command of the batch path; mirrors `hft::Command` in core/include/hft/types.hpp.
+COMMAND_DTYPE = np.dtype(
+    [
+        ("kind", "u1"),
+        ("side", "u1"),
+        ("type", "u1"),
+        ("tif", "u1"),
+        ("stp", "u1"),
+        ("post_only", "u1"),
+        ("_pad0", "u2"),
+        ("symbol_id", "u4"),
+        ("_pad1", "u4"),
+        ("order_id", "u8"),
+        ("account_id", "u8"),
+        ("price", "i8"),
+        ("qty", "i8"),
+        ("ts", "i8"),
+    ],
+    align=True,
+)
+
+# One event; mirrors `hft::Event` in core/include/hft/types.hpp.
+EVENT_DTYPE = np.dtype(
+    [
+        ("type", "u1"),
+        ("side", "u1"),
+        ("reason", "u2"),
+        ("symbol_id", "u4"),
+        ("cmd_index", "u4"),
+        ("order_count", "u4"),
+        ("order_id", "u8"),
+        ("account_id", "u8"),
+        ("price", "i8"),
+        ("qty", "i8"),
+        ("leaves_qty", "i8"),
+        ("maker_order_id", "u8"),
+        ("maker_account_id", "u8"),
+        ("maker_leaves_qty", "i8"),
+        ("trade_id", "u8"),
+        ("book_seq", "u8"),
+        ("ts", "i8"),
+    ],
+    align=True,
+)
+
+EVENT_FIELDS = tuple(n for n in EVENT_DTYPE.names or () if not n.startswith("_"))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One engine event; field meanings per type are in docs/engine-semantics.md."""
+
+    type: EventType
+    side: int = 0
+    reason: int = 0
+    symbol_id: int = 0
+    cmd_index: int = 0
+    order_count: int = 0
+    order_id: int = 0
+    account_id: int = 0
+    price: int = 0
+    qty: int = 0
+    leaves_qty: int = 0
+    maker_order_id: int = 0
+    maker_account_id: int = 0
+    maker_leaves_qty: int = 0
+    trade_id: int = 0
+    book_seq: int = 0
+    ts: int = 0
+
+    @classmethod
+    def from_row(cls, row: tuple[int, ...]) -> Event:
+        """Build from a tuple in EVENT_DTYPE field order (as `ndarray.tolist()` yields)."""
+        return cls(EventType(row[0]), *row[1:])
+
+
+def events_from_array(arr: np.ndarray) -> list[Event]:
+    """Convert an EVENT_DTYPE array into Event objects."""
+    return [Event.from_row(r) for r in arr.tolist()]
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """An instrument as the core sees it (integer ticks and lots).
+
+    `tick_size` and `lot_size` are the decimal sizes of one tick and one lot, kept
+    for the layers that convert; the core ignores them.
+    """
+
+    symbol_id: int
+    symbol: str
+    min_qty: int = 1
+    max_qty: int = 1_000_000_000
+    band_bps: int = 0
+    reference_price: int = 0
+    status: InstrumentStatus = InstrumentStatus.TRADING
+    tick_size: str = "0.01"
+    lot_size: str = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    price: int
+    qty: int
+    order_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    symbol_id: int
+    bids: list[Level] = field(default_factory=list)
+    asks: list[Level] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """A live order. `qty` = filled + leaves; prices in ticks, quantities in lots."""
+
+    order_id: int
+    account_id: int
+    symbol_id: int
+    side: Side
+    tif: TimeInForce
+    price: int
+    qty: int
+    leaves_qty: int
+    filled_qty: int
+    post_only: bool
+    stp: StpMode
+    ts: int
