@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+# The mypy-protobuf plugins live beside the interpreter.
+export PATH="$(dirname "$PY"):$PATH"
 out=${1:-src}
 mkdir -p "$out/hft/engine/pb"
 "$PY" -m grpc_tools.protoc \

@@ -1316,6 +1316,100 @@ class SnapshotRequest(_message.Message):
 Global___SnapshotRequest: _TypeAlias = SnapshotRequest  # noqa: Y015
 
 @_typing.final
+class SetInstrumentStatusRequest(_message.Message):
+    """Operator commands (extensions of the contract; each is a sequenced, journaled command)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    status: Global___InstrumentStatus.ValueType
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        status: Global___InstrumentStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetInstrumentStatusRequest: _TypeAlias = SetInstrumentStatusRequest  # noqa: Y015
+
+@_typing.final
+class SetMaxOpenOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    MAX_OPEN_ORDERS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.int
+    max_open_orders: _builtins.int
+    """0 = unlimited for this account"""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.int = ...,
+        max_open_orders: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "max_open_orders", b"max_open_orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMaxOpenOrdersRequest: _TypeAlias = SetMaxOpenOrdersRequest  # noqa: Y015
+
+@_typing.final
+class ExpireDayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """empty = all symbols"""
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExpireDayRequest: _TypeAlias = ExpireDayRequest  # noqa: Y015
+
+@_typing.final
+class CommandResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    AFFECTED_COUNT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    affected_count: _builtins.int
+    """orders canceled or expired by the command"""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionEvent]: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        affected_count: _builtins.int = ...,
+        events: _abc.Iterable[Global___ExecutionEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected_count", b"affected_count", "events", b"events", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommandResponse: _TypeAlias = CommandResponse  # noqa: Y015
+
+@_typing.final
 class SnapshotResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

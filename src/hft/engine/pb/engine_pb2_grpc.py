@@ -109,6 +109,21 @@ class TradingEngineStub:
                 request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
+        self.SetInstrumentStatus = channel.unary_unary(
+                '/trading.pb.TradingEngine/SetInstrumentStatus',
+                request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.SetInstrumentStatusRequest.SerializeToString,
+                response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
+                _registered_method=True)
+        self.SetMaxOpenOrders = channel.unary_unary(
+                '/trading.pb.TradingEngine/SetMaxOpenOrders',
+                request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.SetMaxOpenOrdersRequest.SerializeToString,
+                response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
+                _registered_method=True)
+        self.ExpireDay = channel.unary_unary(
+                '/trading.pb.TradingEngine/ExpireDay',
+                request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.ExpireDayRequest.SerializeToString,
+                response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
+                _registered_method=True)
 
 
 class TradingEngineServicer:
@@ -204,6 +219,24 @@ class TradingEngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetInstrumentStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMaxOpenOrders(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireDay(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingEngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +314,21 @@ def add_TradingEngineServicer_to_server(servicer, server):
                     servicer.TakeSnapshot,
                     request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.SnapshotRequest.FromString,
                     response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'SetInstrumentStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInstrumentStatus,
+                    request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.SetInstrumentStatusRequest.FromString,
+                    response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.SerializeToString,
+            ),
+            'SetMaxOpenOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMaxOpenOrders,
+                    request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.SetMaxOpenOrdersRequest.FromString,
+                    response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.SerializeToString,
+            ),
+            'ExpireDay': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireDay,
+                    request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.ExpireDayRequest.FromString,
+                    response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -688,6 +736,87 @@ class TradingEngine:
             '/trading.pb.TradingEngine/TakeSnapshot',
             hft_dot_engine_dot_pb_dot_engine__pb2.SnapshotRequest.SerializeToString,
             hft_dot_engine_dot_pb_dot_engine__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInstrumentStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.pb.TradingEngine/SetInstrumentStatus',
+            hft_dot_engine_dot_pb_dot_engine__pb2.SetInstrumentStatusRequest.SerializeToString,
+            hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMaxOpenOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.pb.TradingEngine/SetMaxOpenOrders',
+            hft_dot_engine_dot_pb_dot_engine__pb2.SetMaxOpenOrdersRequest.SerializeToString,
+            hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.pb.TradingEngine/ExpireDay',
+            hft_dot_engine_dot_pb_dot_engine__pb2.ExpireDayRequest.SerializeToString,
+            hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,9 @@ class TradingEngineStub:
     SubscribeMarketData: _grpc.UnaryStreamMultiCallable[_engine_pb2.SubscribeMarketDataRequest, _engine_pb2.MarketDataEvent]
     GetStats: _grpc.UnaryUnaryMultiCallable[_engine_pb2.GetStatsRequest, _engine_pb2.GetStatsResponse]
     TakeSnapshot: _grpc.UnaryUnaryMultiCallable[_engine_pb2.SnapshotRequest, _engine_pb2.SnapshotResponse]
+    SetInstrumentStatus: _grpc.UnaryUnaryMultiCallable[_engine_pb2.SetInstrumentStatusRequest, _engine_pb2.CommandResponse]
+    SetMaxOpenOrders: _grpc.UnaryUnaryMultiCallable[_engine_pb2.SetMaxOpenOrdersRequest, _engine_pb2.CommandResponse]
+    ExpireDay: _grpc.UnaryUnaryMultiCallable[_engine_pb2.ExpireDayRequest, _engine_pb2.CommandResponse]
 
 @_typing.type_check_only
 class TradingEngineAsyncStub(TradingEngineStub):
@@ -69,6 +72,9 @@ class TradingEngineAsyncStub(TradingEngineStub):
     SubscribeMarketData: _aio.UnaryStreamMultiCallable[_engine_pb2.SubscribeMarketDataRequest, _engine_pb2.MarketDataEvent]  # type: ignore[assignment]
     GetStats: _aio.UnaryUnaryMultiCallable[_engine_pb2.GetStatsRequest, _engine_pb2.GetStatsResponse]  # type: ignore[assignment]
     TakeSnapshot: _aio.UnaryUnaryMultiCallable[_engine_pb2.SnapshotRequest, _engine_pb2.SnapshotResponse]  # type: ignore[assignment]
+    SetInstrumentStatus: _aio.UnaryUnaryMultiCallable[_engine_pb2.SetInstrumentStatusRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
+    SetMaxOpenOrders: _aio.UnaryUnaryMultiCallable[_engine_pb2.SetMaxOpenOrdersRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
+    ExpireDay: _aio.UnaryUnaryMultiCallable[_engine_pb2.ExpireDayRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
 
 class TradingEngineServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -175,5 +181,26 @@ class TradingEngineServicer(metaclass=_abc_1.ABCMeta):
         request: _engine_pb2.SnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engine_pb2.SnapshotResponse, _abc.Awaitable[_engine_pb2.SnapshotResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetInstrumentStatus(
+        self,
+        request: _engine_pb2.SetInstrumentStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_pb2.CommandResponse, _abc.Awaitable[_engine_pb2.CommandResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetMaxOpenOrders(
+        self,
+        request: _engine_pb2.SetMaxOpenOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_pb2.CommandResponse, _abc.Awaitable[_engine_pb2.CommandResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExpireDay(
+        self,
+        request: _engine_pb2.ExpireDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_pb2.CommandResponse, _abc.Awaitable[_engine_pb2.CommandResponse]]: ...
 
 def add_TradingEngineServicer_to_server(servicer: TradingEngineServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
