@@ -225,3 +225,11 @@ class OrderState:
     post_only: bool
     stp: StpMode
     ts: int
+
+
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """Raise ValueError unless `value` is an int (not bool) within [low, high]."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name}={int(value)} outside [{low}, {high}]")
