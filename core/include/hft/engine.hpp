@@ -1,0 +1,297 @@
+// The matching core: instruments, a preallocated order pool, one price-time-priority book per
+// symbol, per-account limits, and a flat event buffer. Semantics: docs/engine-semantics.md.
+// Everything is an integer: prices in ticks, quantities in lots, timestamps in ns taken from
+// the command (the core never reads a clock).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hft/flat_map.hpp"
+#include "hft/types.hpp"
+
+namespace hft {
+
+inline constexpr std::uint32_t kNil = 0xFFFFFFFFu;
+/// Largest max_orders: pool indices are 32-bit and kNil is reserved.
+inline constexpr std::uint64_t kMaxOrdersLimit = 0xFFFFFFF0u;
+
+/// A resting order (or the taker being matched). Exactly one cache line: everything the
+/// matching loop touches for a maker is loaded by a single miss. The cold timestamp lives in
+/// a parallel array of the pool.
+struct alignas(64) Order {
+  std::uint64_t order_id;
+  std::uint64_t account_id;
+  std::int64_t price;
+  std::int64_t leaves;
+  std::int64_t filled;
+  std::uint32_t next;  // FIFO successor in the level; free-list link while unused
+  std::uint32_t prev;
+  std::uint32_t acct_next;  // the account's intrusive list of live orders
+  std::uint32_t acct_prev;
+  std::uint32_t level;  // index of the level the order rests on (kNil while a taker)
+  std::uint8_t side;
+  std::uint8_t tif;
+  std::uint8_t post_only;
+  std::uint8_t stp;
+};
+static_assert(sizeof(Order) == 64);
+
+/// Fixed-capacity pool of orders, grown in chunks so orders never move.
+class OrderPool {
+ public:
+  static constexpr unsigned kChunkBits = 14;
+  static constexpr std::uint32_t kChunkSize = 1u << kChunkBits;
+  static constexpr std::uint32_t kChunkMask = kChunkSize - 1;
+
+  explicit OrderPool(std::uint32_t capacity) : capacity_(capacity) {}
+
+  /// O(1); kNil when every slot is in use.
+  std::uint32_t alloc() {
+    if (free_head_ != kNil) {
+      const std::uint32_t i = free_head_;
+      free_head_ = (*this)[i].next;
+      ++in_use_;
+      return i;
+    }
+    if (next_fresh_ >= capacity_) return kNil;
+    if ((next_fresh_ >> kChunkBits) >= chunks_.size()) {
+      // Chunks are allocated uninitialised: untouched pages cost no RSS until orders land.
+      chunks_.emplace_back(new Chunk);
+    }
+    ++in_use_;
+    return next_fresh_++;
+  }
+
+  /// O(1); pushes the slot on the intrusive free list (LIFO keeps recently used lines hot).
+  void free(std::uint32_t i) noexcept {
+    (*this)[i].next = free_head_;
+    free_head_ = i;
+    --in_use_;
+  }
+
+  Order& operator[](std::uint32_t i) noexcept {
+    return chunks_[i >> kChunkBits]->orders[i & kChunkMask];
+  }
+  const Order& operator[](std::uint32_t i) const noexcept {
+    return chunks_[i >> kChunkBits]->orders[i & kChunkMask];
+  }
+  std::int64_t& ts(std::uint32_t i) noexcept {
+    return chunks_[i >> kChunkBits]->ts[i & kChunkMask];
+  }
+  std::int64_t ts(std::uint32_t i) const noexcept {
+    return chunks_[i >> kChunkBits]->ts[i & kChunkMask];
+  }
+
+  [[nodiscard]] std::uint32_t in_use() const noexcept { return in_use_; }
+  [[nodiscard]] std::uint32_t capacity() const noexcept { return capacity_; }
+
+ private:
+  struct Chunk {
+    Order orders[kChunkSize];
+    std::int64_t ts[kChunkSize];
+  };
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::uint32_t capacity_;
+  std::uint32_t next_fresh_ = 0;
+  std::uint32_t free_head_ = kNil;
+  std::uint32_t in_use_ = 0;
+};
+
+/// One price level: an intrusive FIFO of orders plus its aggregates.
+struct Level {
+  std::int64_t price;
+  std::int64_t total;
+  std::uint32_t head;
+  std::uint32_t tail;
+  std::uint32_t count;
+  std::uint32_t book;
+  std::uint64_t touch_epoch;  // last command that queued a BOOK_CHANGE for this level
+  std::uint8_t side;
+};
+
+/// Levels of one side sorted worst..best, so the best is at the back: the common
+/// insert/remove near the top of the book moves few elements, and best is O(1).
+/// Prices sit in their own array so the binary search scans dense int64s.
+struct BookSide {
+  std::vector<std::int64_t> prices;
+  std::vector<std::uint32_t> levels;
+};
+
+/// Instrument configuration as given to add_instrument (integer ticks and lots).
+struct InstrumentSpec {
+  std::uint32_t symbol_id = 0;
+  std::string symbol;
+  std::int64_t min_qty = 1;
+  std::int64_t max_qty = 1;
+  std::int64_t band_bps = 0;
+  std::int64_t reference_price = 0;
+  std::uint8_t status = 1;
+};
+
+struct Book {
+  InstrumentSpec spec;  // reference_price is updated by trades
+  std::uint64_t book_seq = 0;
+  BookSide bids;
+  BookSide asks;
+};
+
+struct Account {
+  std::uint64_t id = 0;
+  std::uint32_t head = kNil;
+  std::uint32_t open = 0;
+  std::int64_t max_open = 0;
+  bool kill = false;
+  bool explicit_max = false;
+};
+
+/// Aggregated level as returned by depth().
+struct LevelInfo {
+  std::int64_t price;
+  std::int64_t qty;
+  std::uint32_t order_count;
+};
+
+/// A live order as returned by order() and open_orders().
+struct OrderInfo {
+  std::uint64_t order_id;
+  std::uint64_t account_id;
+  std::uint32_t symbol_id;
+  std::uint8_t side;
+  std::uint8_t tif;
+  std::int64_t price;
+  std::int64_t qty;
+  std::int64_t leaves_qty;
+  std::int64_t filled_qty;
+  std::uint8_t post_only;
+  std::uint8_t stp;
+  std::int64_t ts;
+};
+
+class Engine {
+ public:
+  /// Throws std::invalid_argument unless 1 <= max_orders <= kMaxOrdersLimit and
+  /// default_max_open_orders >= 0 (0 = unlimited).
+  explicit Engine(std::uint64_t max_orders = 1u << 20, std::int64_t default_max_open_orders = 0);
+
+  Engine(Engine&&) noexcept = default;
+  Engine& operator=(Engine&&) noexcept = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Configuration, not a command: emits nothing. Throws std::invalid_argument on a duplicate
+  /// id or name or an invalid value, changing nothing.
+  void add_instrument(const InstrumentSpec& spec);
+
+  /// Runs one command, appending its events (tagged with cmd_index) to the buffer.
+  /// An unknown command kind appends nothing.
+  void execute(const Command& cmd, std::uint32_t cmd_index = 0);
+
+  /// Returns the index of the first command whose kind is unknown, or n when all are valid.
+  static std::size_t first_invalid_command(const Command* cmds, std::size_t n) noexcept;
+  /// Runs n commands; events carry their command's index.
+  void process(const Command* cmds, std::size_t n);
+
+  [[nodiscard]] const std::vector<Event>& events() const noexcept { return events_; }
+  void clear_events() noexcept { events_.clear(); }
+
+  // Queries (prices in ticks, quantities in lots). Unknown symbols look empty.
+  [[nodiscard]] std::optional<std::pair<std::int64_t, std::int64_t>> best_bid(
+      std::uint32_t symbol_id) const;
+  [[nodiscard]] std::optional<std::pair<std::int64_t, std::int64_t>> best_ask(
+      std::uint32_t symbol_id) const;
+  /// Up to `levels` levels per side, best first.
+  void depth(std::uint32_t symbol_id, std::size_t levels, std::vector<LevelInfo>& bids,
+             std::vector<LevelInfo>& asks) const;
+  [[nodiscard]] std::optional<OrderInfo> order(std::uint64_t order_id) const;
+  /// Live orders of the account in ascending order id.
+  [[nodiscard]] std::vector<OrderInfo> open_orders(std::uint64_t account_id) const;
+  /// Instruments in ascending symbol id, with their current reference price.
+  [[nodiscard]] std::vector<InstrumentSpec> instruments() const;
+  [[nodiscard]] std::uint64_t state_hash() const;
+  [[nodiscard]] std::size_t live_orders() const noexcept { return live_; }
+  [[nodiscard]] std::uint64_t max_orders() const noexcept { return max_orders_; }
+  [[nodiscard]] std::uint64_t trades() const noexcept { return next_trade_id_ - 1; }
+
+  /// Versioned binary image of the whole state with a trailing checksum.
+  [[nodiscard]] std::vector<std::uint8_t> snapshot() const;
+  /// Loads a snapshot into this engine, which must hold no instruments. Throws
+  /// std::invalid_argument on malformed data, leaving the engine unchanged.
+  void restore(const std::uint8_t* data, std::size_t size);
+
+ private:
+  struct Touched {
+    std::uint32_t book;
+    std::uint8_t side;
+    std::int64_t price;
+  };
+
+  // Command handlers.
+  void on_submit(const Command& c);
+  void on_cancel(const Command& c);
+  void on_amend(const Command& c);
+  void on_cancel_all(const Command& c);
+  void on_kill_switch(const Command& c);
+  void on_max_open(const Command& c);
+  void on_instrument_status(const Command& c);
+  void on_expire_day(const Command& c);
+
+  // Matching and book maintenance.
+  bool match(std::uint32_t book, std::uint32_t taker, bool market);
+  void finish_taker(std::uint32_t book, std::uint32_t taker, bool canceled, bool may_rest);
+  void rest(std::uint32_t book, std::uint32_t oi);
+  void unlink(std::uint32_t oi);
+  void drop(std::uint32_t oi);
+  std::uint32_t level_at(std::uint32_t book, std::uint8_t side, std::int64_t price) const;
+  std::uint32_t find_or_create_level(std::uint32_t book, std::uint8_t side, std::int64_t price);
+  void erase_level(std::uint32_t li);
+  void touch(std::uint32_t li);
+  void flush_book_changes();
+  [[nodiscard]] std::int64_t fillable(const Book& b, const Order& t, bool market) const;
+  [[nodiscard]] bool out_of_band(const Book& b, std::int64_t price) const noexcept;
+  std::uint32_t account_for(std::uint64_t account_id);
+  void cancel_orders(std::vector<std::uint32_t>& orders, EventType type, CancelReason reason);
+
+  // Events.
+  Event& push(EventType type) {
+    Event& e = events_.emplace_back();
+    e.type = static_cast<std::uint8_t>(type);
+    e.cmd_index = cmd_index_;
+    e.ts = ts_;
+    return e;
+  }
+  void order_event(EventType type, std::uint32_t symbol_id, const Order& o, std::uint16_t reason,
+                   std::int64_t qty, std::int64_t leaves);
+  void reject(EventType type, const Command& c, RejectReason reason);
+
+  [[nodiscard]] std::uint32_t symbol_of(const Order& o) const noexcept {
+    return books_[levels_[o.level].book].spec.symbol_id;
+  }
+
+  std::uint64_t max_orders_;
+  std::int64_t default_max_open_;
+  OrderPool pool_;
+  FlatMap order_map_;    // order id -> pool index, live (resting) orders only
+  FlatMap book_map_;     // symbol id -> index in books_
+  FlatMap account_map_;  // account id -> index in accounts_
+  std::vector<Book> books_;
+  std::vector<std::uint32_t> books_by_symbol_;  // indices into books_, ascending symbol id
+  std::vector<Account> accounts_;
+  std::vector<Level> levels_;
+  std::vector<std::uint32_t> free_levels_;
+  std::vector<Event> events_;
+  std::vector<Touched> touched_;
+  std::vector<std::uint32_t> scratch_;
+  std::size_t live_ = 0;
+  std::uint64_t next_trade_id_ = 1;
+  std::uint64_t epoch_ = 0;
+  std::uint32_t cmd_index_ = 0;
+  std::int64_t ts_ = 0;
+};
+
+}  // namespace hft
