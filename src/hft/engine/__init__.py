@@ -121,10 +121,11 @@ def _order_state(t: tuple[int, ...]) -> OrderState:
 class Engine:
     """The C++ matching core with a typed Python interface.
 
-    Raises CoreUnavailableError when the extension is not built. Command arguments
-    outside their wire ranges (ids u64, symbol u32, enum fields u8, prices, quantities and
-    ts i64) raise ValueError and change nothing; values inside those ranges are checked
-    by the core and rejected with events.
+    Raises CoreUnavailableError when the extension is not built. Command arguments that
+    are not integers or lie outside their wire ranges (ids u64, symbol u32, enum fields,
+    prices, quantities and ts i64) raise ValueError and change nothing; values inside
+    those ranges are checked by the core and rejected with events (an enum value that is
+    no byte is rejected as invalid, like any other unknown value).
     """
 
     __slots__ = ("_decimals", "core")
@@ -196,13 +197,13 @@ class Engine:
                     ("order_id", order_id, 0, _U64),
                     ("account_id", account_id, 0, _U64),
                     ("symbol_id", symbol_id, 0, _U32),
-                    ("side", side, 0, 255),
-                    ("type", type, 0, 255),
-                    ("tif", tif, 0, 255),
+                    ("side", side, _I64_MIN, _I64_MAX),
+                    ("type", type, _I64_MIN, _I64_MAX),
+                    ("tif", tif, _I64_MIN, _I64_MAX),
                     ("price", price, _I64_MIN, _I64_MAX),
                     ("qty", qty, _I64_MIN, _I64_MAX),
-                    ("post_only", int(post_only), 0, 255),
-                    ("stp", stp, 0, 255),
+                    ("post_only", int(post_only), _I64_MIN, _I64_MAX),
+                    ("stp", stp, _I64_MIN, _I64_MAX),
                     ("ts", ts, _I64_MIN, _I64_MAX),
                 ]
             )

@@ -45,6 +45,7 @@ _TYPES = {int(t) for t in OrderType}
 _TIFS = {int(t) for t in TimeInForce}
 _STPS = {int(s) for s in StpMode}
 _STATUSES = {int(s) for s in InstrumentStatus}
+_KINDS = {int(k) for k in CommandKind}
 
 
 @dataclass(slots=True)
@@ -124,9 +125,10 @@ class ReferenceEngine:
     """The reference matching engine; same public methods as `hft.engine.Engine`.
 
     Command methods return the events they produced (prices in ticks, quantities in
-    lots). Arguments outside their wire ranges (ids u64, symbol u32, enums u8, prices,
-    quantities and ts i64) raise ValueError and change nothing; everything inside those
-    ranges is handled by the exchange checks and produces reject events.
+    lots). Arguments that are not integers or lie outside their wire ranges (ids u64,
+    symbol u32, enum fields, prices, quantities and ts i64) raise ValueError and change
+    nothing; everything inside those ranges goes through the exchange checks and may
+    produce reject events.
     """
 
     def __init__(self, max_orders: int = 1 << 20, default_max_open_orders: int = 0) -> None:
@@ -277,7 +279,16 @@ class ReferenceEngine:
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
         self._begin(ts)
         self._submit(
-            order_id, account_id, symbol_id, side, type, tif, price, qty, int(post_only), stp
+            order_id,
+            account_id,
+            symbol_id,
+            _enum_byte(side),
+            _enum_byte(type),
+            _enum_byte(tif),
+            price,
+            qty,
+            _enum_byte(int(post_only)),
+            _enum_byte(stp),
         )
         return self._finish()
 
@@ -489,12 +500,13 @@ class ReferenceEngine:
         self._cancel(order_id, account_id)
         return self._finish()
 
-    def _cancel(self, order_id: int, account_id: int) -> None:
+    def _cancel(self, order_id: int, account_id: int, symbol_id: int = 0) -> None:
         order = self._orders.get(order_id)
         if order is None or order.account_id != account_id:
             self._emit(
                 EventType.CANCEL_REJECTED,
                 reason=RejectReason.UNKNOWN_ORDER,
+                symbol_id=symbol_id,
                 order_id=order_id,
                 account_id=account_id,
             )
@@ -535,21 +547,21 @@ class ReferenceEngine:
                 return RejectReason.POST_ONLY_WOULD_TAKE
         return RejectReason.NONE
 
-    def _amend(self, order_id: int, account_id: int, price: int, qty: int) -> None:
+    def _amend(
+        self, order_id: int, account_id: int, price: int, qty: int, symbol_id: int = 0
+    ) -> None:
+        # `symbol_id` is only what the command carried: reject events echo it.
         order = self._orders.get(order_id)
         reason = self._amend_check(order, account_id, price, qty)
         if reason != RejectReason.NONE or order is None:
-            known = order is not None and reason != RejectReason.UNKNOWN_ORDER
             self._emit(
                 EventType.AMEND_REJECTED,
-                side=order.side if known and order else 0,
                 reason=reason,
-                symbol_id=order.symbol_id if known and order else 0,
+                symbol_id=symbol_id,
                 order_id=order_id,
                 account_id=account_id,
                 price=price,
                 qty=qty,
-                leaves_qty=order.leaves if known and order else 0,
             )
             return
         book = self._books[order.symbol_id]
@@ -645,12 +657,17 @@ class ReferenceEngine:
     def process(self, commands: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Run a COMMAND_DTYPE array; returns an EVENT_DTYPE array (events carry cmd_index).
 
-        Raises ValueError when the array has another dtype.
+        Raises ValueError, running nothing, when the array has another dtype or a command
+        has an unknown kind.
         """
         if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
             raise ValueError("commands must be a numpy array of COMMAND_DTYPE")
+        rows = commands.ravel().tolist()
+        for index, c in enumerate(rows):
+            if c[0] not in _KINDS:
+                raise ValueError(f"command {index} has unknown kind {c[0]}")
         events: list[Event] = []
-        for index, c in enumerate(commands.ravel().tolist()):
+        for index, c in enumerate(rows):
             kind, side, type_, tif, stp, post_only = c[0:6]
             symbol_id, order_id, account_id, price, qty, ts = c[7], c[9], c[10], c[11], c[12], c[13]
             self._begin(ts, index)
@@ -659,13 +676,14 @@ class ReferenceEngine:
                     order_id, account_id, symbol_id, side, type_, tif, price, qty, post_only, stp
                 )
             elif kind == CommandKind.CANCEL:
-                self._cancel(order_id, account_id)
+                self._cancel(order_id, account_id, symbol_id)
             elif kind == CommandKind.AMEND:
-                self._amend(order_id, account_id, price, qty)
+                self._amend(order_id, account_id, price, qty, symbol_id)
             elif kind == CommandKind.CANCEL_ALL:
                 self._cancel_all(account_id, symbol_id)
             elif kind == CommandKind.SET_KILL_SWITCH:
-                self._set_kill_switch(account_id, qty != 0)
+                if qty in (0, 1):
+                    self._set_kill_switch(account_id, qty == 1)
             elif kind == CommandKind.SET_MAX_OPEN_ORDERS:
                 if qty >= 0:
                     self._account(account_id).max_open_orders = qty
@@ -868,6 +886,12 @@ def _int(v: object) -> int:
     return v
 
 
+def _enum_byte(v: int) -> int:
+    # As in the core's binding: a value that is no byte cannot be a valid enum value and
+    # maps to 255, which every enum check rejects with its own reason.
+    return 255 if v < 0 or v > 254 else int(v)
+
+
 def _out_of_band(book: _Book, price: int) -> bool:
     ref = book.reference_price
     return book.band_bps > 0 and ref > 0 and abs(price - ref) * 10000 > ref * book.band_bps
@@ -914,8 +938,8 @@ def _check_submit(
     check_range("account_id", account_id, 0, _MASK64)
     check_range("symbol_id", symbol_id, 0, (1 << 32) - 1)
     for name, v in (("side", side), ("type", type), ("tif", tif), ("stp", stp)):
-        check_range(name, v, 0, 255)
-    check_range("post_only", int(post_only), 0, 255)
+        check_range(name, v, -(1 << 63), (1 << 63) - 1)
+    check_range("post_only", int(post_only), -(1 << 63), (1 << 63) - 1)
     check_range("price", price, -(1 << 63), (1 << 63) - 1)
     check_range("qty", qty, -(1 << 63), (1 << 63) - 1)
 

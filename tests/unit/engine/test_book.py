@@ -791,7 +791,7 @@ def test_add_instrument_validation(engine_cls: type[Eng]) -> None:
         lambda e: e.submit(-1, 1, 1, 1, 1, 1, 100, 1),
         lambda e: e.submit(1, 1 << 64, 1, 1, 1, 1, 100, 1),
         lambda e: e.submit(1, 1, 1 << 32, 1, 1, 1, 100, 1),
-        lambda e: e.submit(1, 1, 1, 256, 1, 1, 100, 1),
+        lambda e: e.submit(1, 1, 1, 1 << 63, 1, 1, 100, 1),
         lambda e: e.submit(1, 1, 1, 1, 1, 1, 1 << 63, 1),
         lambda e: e.submit(1, 1, 1, 1, 1, 1, 100, 1, ts=1 << 63),
         lambda e: e.submit(1, 1, 1, 1, 1, 1, "100", 1),
@@ -828,3 +828,19 @@ def test_state_hash_formula_on_a_small_book(engine_cls: type[Eng]) -> None:
     words = [3, 1, 50, 1, 1, 0, 100, 2, 1, 11, 4, 2, 0, DAY, 1, StpMode.CANCEL_BOTH]
     words += [8, 1, 2**64 - 1, 9, 0, 5, 1]
     assert e.state_hash() == fnv(words)
+
+
+def test_enum_values_beyond_a_byte_are_rejected_not_wrapped(eng: Eng) -> None:
+    # 257 must not wrap to 1 (BUY): it is an invalid side like any other unknown value.
+    assert reject_reason(eng.submit(1, 1, SYM, 257, LIMIT, GTC, 100, 1)) == (
+        RejectReason.INVALID_SIDE
+    )
+    assert reject_reason(eng.submit(1, 1, SYM, -1, LIMIT, GTC, 100, 1)) == (
+        RejectReason.INVALID_SIDE
+    )
+    assert reject_reason(eng.submit(1, 1, SYM, BUY, LIMIT, GTC, 100, 1, post_only=257)) == (
+        RejectReason.INVALID_POST_ONLY
+    )
+    assert reject_reason(eng.submit(1, 1, SYM, BUY, LIMIT, GTC, 100, 1, stp=256)) == (
+        RejectReason.INVALID_STP_MODE
+    )
