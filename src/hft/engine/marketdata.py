@@ -1,0 +1,161 @@
+"""Level-2 books as published: the market-data side of the engine.
+
+The books here are rebuilt from the published BOOK_CHANGE events, so a snapshot taken
+from them is exactly consistent with the deltas that follow it on a stream (the core
+itself may already be a group commit ahead, and its state is not released until that
+batch is journaled). Each symbol's `book_seq` counts its TRADE and BOOK_CHANGE events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from hft.engine.mapping import (
+    E_BSEQ,
+    E_CMD,
+    E_COUNT,
+    E_PRICE,
+    E_QTY,
+    E_SIDE,
+    E_SYMBOL,
+    E_TRADE,
+    E_TS,
+    E_TYPE,
+)
+from hft.engine.pb import engine_pb2 as pb
+from hft.engine.streams import Subscriber
+from hft.engine.types import EventType, Side
+
+MdItem = tuple[int, list[tuple[int, ...]]]  # (first sequence of the batch, market-data rows)
+
+
+class L2Book:
+    __slots__ = ("asks", "bids", "book_seq")
+
+    def __init__(self) -> None:
+        self.bids: dict[int, tuple[int, int]] = {}  # price ticks -> (qty lots, order count)
+        self.asks: dict[int, tuple[int, int]] = {}
+        self.book_seq = 0
+
+    def levels(self, side: int, depth: int) -> list[tuple[int, int, int]]:
+        book = self.bids if side == Side.BUY else self.asks
+        prices = sorted(book, reverse=side == Side.BUY)
+        if depth > 0:
+            prices = prices[:depth]
+        return [(p, *book[p]) for p in prices]
+
+
+class MarketData:
+    """Published L2 books per symbol id and the market-data subscribers."""
+
+    def __init__(
+        self, symbol_ids: Iterable[int], infos: Mapping[int, tuple[str, str, str]]
+    ) -> None:
+        self.books: dict[int, L2Book] = {sid: L2Book() for sid in symbol_ids}
+        self.infos = infos
+        self.subscribers: set[tuple[Subscriber[MdItem], frozenset[int]]] = set()
+
+    def add_symbol(self, sid: int) -> None:
+        self.books.setdefault(sid, L2Book())
+
+    def load_level(self, sid: int, side: int, price: int, qty: int, count: int) -> None:
+        book = self.books[sid]
+        (book.bids if side == Side.BUY else book.asks)[price] = (qty, count)
+
+    def apply(self, first_seq: int, events: np.ndarray[Any, Any]) -> None:
+        """Apply a published batch's events (EVENT_DTYPE) and fan them out to subscribers."""
+        t = events["type"]
+        mask = (t == EventType.BOOK_CHANGE) | (t == EventType.TRADE)
+        if not mask.any():
+            return
+        rows = events[mask].tolist()
+        books = self.books
+        for r in rows:
+            book = books.get(r[E_SYMBOL])
+            if book is None:
+                continue
+            book.book_seq = r[E_BSEQ]
+            if r[E_TYPE] == EventType.BOOK_CHANGE:
+                levels = book.bids if r[E_SIDE] == Side.BUY else book.asks
+                if r[E_QTY] == 0:
+                    levels.pop(r[E_PRICE], None)
+                else:
+                    levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
+        for sub, _symbols in self.subscribers:
+            sub.push((first_seq, rows))
+
+    def book_seqs(self) -> dict[int, int]:
+        return {sid: b.book_seq for sid, b in self.books.items()}
+
+    def order_book(self, sid: int, depth: int, sequence: int) -> pb.OrderBook:
+        """The published book of one symbol (depth 0 = every level)."""
+        book = self.books[sid]
+        sym, tick, lot = self.infos[sid]
+        return pb.OrderBook(
+            symbol=sym,
+            sequence=sequence,
+            book_sequence=book.book_seq,
+            bids=[
+                pb.PriceLevel(price=p, quantity=q, order_count=c)
+                for p, q, c in book.levels(Side.BUY, depth)
+            ],
+            asks=[
+                pb.PriceLevel(price=p, quantity=q, order_count=c)
+                for p, q, c in book.levels(Side.SELL, depth)
+            ],
+            tick_size=tick,
+            lot_size=lot,
+        )
+
+    def subscribe(self, symbol_ids: frozenset[int], maxlen: int) -> Subscriber[MdItem]:
+        sub: Subscriber[MdItem] = Subscriber(maxlen)
+        self.subscribers.add((sub, symbol_ids))
+        return sub
+
+    def unsubscribe(self, sub: Subscriber[MdItem], symbol_ids: frozenset[int]) -> None:
+        self.subscribers.discard((sub, symbol_ids))
+
+    def to_messages(self, item: MdItem, symbol_ids: frozenset[int]) -> list[pb.MarketDataEvent]:
+        """A published batch as market-data messages for one subscriber's symbols."""
+        first_seq, rows = item
+        out: list[pb.MarketDataEvent] = []
+        infos = self.infos
+        for r in rows:
+            sid = r[E_SYMBOL]
+            if sid not in symbol_ids:
+                continue
+            sym = infos[sid][0]
+            seq = first_seq + r[E_CMD]
+            if r[E_TYPE] == EventType.BOOK_CHANGE:
+                out.append(
+                    pb.MarketDataEvent(
+                        sequence=seq,
+                        book_sequence=r[E_BSEQ],
+                        delta=pb.BookDelta(
+                            symbol=sym,
+                            side=r[E_SIDE],
+                            price=r[E_PRICE],
+                            quantity=r[E_QTY],
+                            order_count=r[E_COUNT],  # type: ignore[arg-type]
+                        ),
+                    )
+                )
+            else:
+                out.append(
+                    pb.MarketDataEvent(
+                        sequence=seq,
+                        book_sequence=r[E_BSEQ],
+                        trade=pb.Trade(
+                            symbol=sym,
+                            trade_id=r[E_TRADE],
+                            price=r[E_PRICE],
+                            quantity=r[E_QTY],
+                            taker_side=r[E_SIDE],  # type: ignore[arg-type]
+                            timestamp_ns=r[E_TS],
+                        ),
+                    )
+                )
+        return out

@@ -1,0 +1,795 @@
+"""The engine service: sequencer, write-ahead journal, snapshots, recovery, publishing.
+
+One asyncio task (the sequencer) owns the core. Requests are appended to a bounded
+queue as COMMAND_DTYPE arrays; the sequencer drains whatever is waiting (up to
+`max_group_commit` commands), assigns consecutive global sequences, stamps the batch's
+timestamp (wall clock ns, journaled with the commands so replay is deterministic), and
+runs it through the core in one `process` call. The batch then goes to the committer,
+which appends it to the journal and fsyncs per policy in the journal thread (one write
+and at most one fsync per batch: group commit), appends its execution events to the
+events log, and only then resolves the callers and publishes to subscribers. While the
+committer waits for the disk, the sequencer already processes the next batch; no
+result of that batch leaves the process before its own journal write completes.
+
+Directory layout under the data dir:
+    journal/journal-<first seq>.log   write-ahead journal (commands, instrument records)
+    events/events-<first seq>.log     execution history served by SubscribeExecutions
+    snapshots/snapshot-<seq>.snap     engine state at a sequence
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from hft.engine import snapshots
+from hft.engine.config import EngineConfig, InstrumentSpec
+from hft.engine.journal import (
+    KIND_COMMANDS,
+    KIND_EVENTS,
+    KIND_INSTRUMENTS,
+    JournalCorruptError,
+    LogReader,
+    Record,
+    SegmentLog,
+)
+from hft.engine.mapping import SymbolInfo
+from hft.engine.marketdata import MarketData
+from hft.engine.metrics import EngineStats
+from hft.engine.streams import Subscriber
+from hft.engine.types import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventType, Instrument
+
+log = logging.getLogger("hft.engine")
+
+_EXEC_TYPES = np.array([t for t in EventType if t != EventType.BOOK_CHANGE], dtype=np.uint8)
+_REJECT_TYPES = (EventType.REJECTED, EventType.CANCEL_REJECTED, EventType.AMEND_REJECTED)
+REPLAY_CHUNK = 65_536
+
+
+class State(enum.Enum):
+    RECOVERING = "recovering"
+    SERVING = "serving"
+    STOPPING = "stopping"
+
+
+class CoreEngine(Protocol):
+    """What the service needs of `hft.engine.Engine` (or `ReferenceEngine`)."""
+
+    def add_instrument(self, instrument: Instrument) -> None: ...
+    def process(self, commands: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]: ...
+    def snapshot(self) -> bytes: ...
+    def state_hash(self) -> int: ...
+    def live_orders(self) -> int: ...
+    def instruments(self) -> list[Instrument]: ...
+    def order(self, order_id: int) -> Any: ...
+    def depth(self, symbol_id: int, levels: int = ...) -> Any: ...
+
+
+class ServiceUnavailableError(Exception):
+    """The engine is recovering or stopping (UNAVAILABLE)."""
+
+
+class OverloadedError(Exception):
+    """The sequencer queue is full (RESOURCE_EXHAUSTED)."""
+
+
+class FatalEngineError(Exception):
+    """The journal could not be written; the process must stop without a snapshot."""
+
+
+@dataclass(slots=True)
+class Result:
+    """What a caller gets back: its commands' sequences and execution events."""
+
+    first_seq: int
+    ts: int
+    rows: list[tuple[int, ...]]  # execution events (no BOOK_CHANGE) of the caller's commands
+    bounds: list[int]  # rows[bounds[i]:bounds[i+1]] belong to command i
+
+    def command(self, i: int) -> tuple[int, list[tuple[int, ...]]]:
+        return self.first_seq + i, self.rows[self.bounds[i] : self.bounds[i + 1]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    cmds: np.ndarray[Any, Any]
+    future: asyncio.Future[Result]
+    t_recv: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    first_seq: int
+    last_seq: int
+    ts: int
+    cmds: np.ndarray[Any, Any]
+    events: np.ndarray[Any, Any]
+    exec_events: np.ndarray[Any, Any]
+    items: list[_Pending]
+    t_ready: int
+    snapshot: _SnapshotJob | None = None
+
+
+@dataclass(slots=True)
+class _SnapshotJob:
+    sequence: int
+    meta: dict[str, Any]
+    core: bytes
+    future: asyncio.Future[tuple[int, str]] | None = field(default=None)
+
+
+ExecItem = tuple[int, np.ndarray[Any, Any]]  # (first sequence, execution events)
+
+
+def engine_factory(
+    implementation: str,
+) -> tuple[Callable[[int, int], CoreEngine], Callable[[bytes], CoreEngine]]:
+    """Constructors for the core: "native" (C++ hft._core) or "reference" (pure Python)."""
+    if implementation == "reference":
+        from hft.engine import ReferenceEngine
+
+        return ReferenceEngine, ReferenceEngine.restore
+    from hft.engine import Engine
+
+    return Engine, Engine.restore
+
+
+class EngineService:
+    """Owns the core, the journal, the snapshots and the subscribers of one engine."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        data_dir: Path,
+        *,
+        fsync: str | None = None,
+        implementation: str = "native",
+    ) -> None:
+        self.config = config
+        self.settings = config.engine
+        self.fsync = fsync or self.settings.fsync
+        self.data_dir = data_dir
+        self.implementation = implementation
+        self.state = State.RECOVERING
+        self.started_at = time.monotonic()
+        self.engine: CoreEngine | None = None
+        self.specs: dict[int, InstrumentSpec] = {}
+        self.by_symbol: dict[str, InstrumentSpec] = {}
+        self.infos: dict[int, SymbolInfo] = {}
+        self.stats = EngineStats()
+        self.next_seq = 1
+        self.processed_seq = 0
+        self.durable_seq = 0
+        self.published_seq = 0
+        self.last_ts = 0
+        self.recovery_seconds = 0.0
+        self.replayed_commands = 0
+        self.last_snapshot_seq = 0
+        self.journal = SegmentLog(
+            data_dir / "journal", "journal", self.settings.segment_bytes, gaps="segments"
+        )
+        self.events_log = SegmentLog(
+            data_dir / "events", "events", self.settings.segment_bytes, gaps="any"
+        )
+        self.snapshot_dir = data_dir / "snapshots"
+        self.md = MarketData([], self.infos)
+        self.exec_subscribers: set[Subscriber[ExecItem]] = set()
+        self._pending: deque[_Pending] = deque()
+        self._pending_cmds = 0
+        self._wakeup: asyncio.Event | None = None
+        self._commit_q: asyncio.Queue[_Batch | None] | None = None
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        self._snap_io = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._snapshot_requests: list[asyncio.Future[tuple[int, str]]] = []
+        self._snapshot_running = False
+        self._durable_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._fatal: BaseException | None = None
+        self._commands_at_last_snapshot = 0
+        self.on_fatal: Callable[[BaseException], None] | None = None
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> None:
+        """Load the newest valid snapshot and replay the journal tail (blocking).
+
+        Raises JournalCorruptError when a log is damaged before its end, RuntimeError
+        when the snapshot and journal do not fit together or the config contradicts the
+        journaled instruments.
+        """
+        t0 = time.perf_counter()
+        new_engine, restore = engine_factory(self.implementation)
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        snapshots.prune(self.snapshot_dir, keep=10**9)  # removes leftover temporary files only
+        snap, skipped = snapshots.load_newest(self.snapshot_dir)
+        for msg in skipped:
+            log.warning("snapshot skipped: %s", msg)
+        base_seq = 0
+        book_seqs: dict[int, int] = {}
+        if snap is not None:
+            try:
+                engine = restore(snap.core)
+            except ValueError as exc:
+                raise RuntimeError(f"{snap.path}: the core rejected the snapshot: {exc}") from None
+            base_seq = snap.sequence
+            for d in snap.meta.get("instruments", []):
+                self._register(InstrumentSpec.from_json(d))
+            self.stats.restore(snap.meta.get("stats", {}))
+            self.last_ts = int(snap.meta.get("last_ts", 0))
+            book_seqs = {int(k): int(v) for k, v in snap.meta.get("book_seqs", {}).items()}
+            log.info(
+                "snapshot loaded",
+                extra={"fields": {"path": str(snap.path), "sequence": base_seq}},
+            )
+        else:
+            engine = new_engine(self.settings.max_orders, self.settings.default_max_open_orders)
+        self.engine = engine
+        self.last_snapshot_seq = base_seq
+
+        # The events log is derived data: keep what precedes the snapshot (it was fsynced
+        # before the snapshot was written) and regenerate the rest from the journal.
+        self.events_log.open(keep_records=False)
+        self.events_log.truncate_after(base_seq)
+        if self.events_log.next_seq < base_seq + 1:
+            log.error(
+                "execution history is missing sequences %d..%d (events log lost records)",
+                self.events_log.next_seq,
+                base_seq,
+            )
+            self.events_log.skip_to(base_seq + 1)
+
+        state = _Replay(self, engine, base_seq, book_seqs)
+        self.journal.open(keep_records=False, on_record=state.record)
+        state.flush()
+        if self.journal.truncated_bytes:
+            log.warning(
+                "journal: cut a torn record at the end (%d bytes never acknowledged)",
+                self.journal.truncated_bytes,
+            )
+        last = max(base_seq, state.last_seq)
+        if self.journal.next_seq <= last:
+            # Snapshot newer than the journal's end (only possible without fsync=every
+            # after a machine crash): continue the journal after the snapshot.
+            self.journal.skip_to(last + 1)
+        self.next_seq = last + 1
+        self.processed_seq = self.durable_seq = self.published_seq = last
+        self.replayed_commands = state.commands
+        self._reconcile_instruments(engine)
+        for sid in self.specs:
+            self.md.add_symbol(sid)
+            depth = engine.depth(sid, 1 << 30)
+            for lvl in depth.bids:
+                self.md.load_level(sid, 1, lvl.price, lvl.qty, lvl.order_count)
+            for lvl in depth.asks:
+                self.md.load_level(sid, 2, lvl.price, lvl.qty, lvl.order_count)
+            self.md.books[sid].book_seq = state.book_seqs.get(sid, 0)
+        self._commands_at_last_snapshot = self.stats.commands
+        self.recovery_seconds = time.perf_counter() - t0
+        log.info(
+            "recovery complete",
+            extra={
+                "fields": {
+                    "snapshot_sequence": base_seq,
+                    "replayed_commands": state.commands,
+                    "last_sequence": last,
+                    "seconds": round(self.recovery_seconds, 3),
+                    "state_hash": f"{engine.state_hash():016x}",
+                }
+            },
+        )
+
+    def _register(self, spec: InstrumentSpec) -> None:
+        self.specs[spec.symbol_id] = spec
+        self.by_symbol[spec.symbol] = spec
+        self.infos[spec.symbol_id] = (spec.symbol, spec.tick_str, spec.lot_str)
+
+    def _reconcile_instruments(self, engine: CoreEngine) -> None:
+        """Add instruments that are new in the config (journaled); refuse contradictions."""
+        new: list[InstrumentSpec] = []
+        for spec in self.config.instruments:
+            have = self.specs.get(spec.symbol_id)
+            if have is None:
+                other = self.by_symbol.get(spec.symbol)
+                if other is not None:
+                    raise RuntimeError(
+                        f"config: instrument {spec.symbol} has symbol_id {spec.symbol_id}, but the "
+                        f"journal has it as symbol_id {other.symbol_id}; ids cannot change"
+                    )
+                new.append(spec)
+                continue
+            for name in ("symbol", "tick_size", "lot_size"):
+                if getattr(have, name) != getattr(spec, name):
+                    raise RuntimeError(
+                        f"config: instrument {spec.symbol_id} ({have.symbol}): {name} is "
+                        f"{getattr(spec, name)} in the config but {getattr(have, name)} in the "
+                        "journal; resting orders are in the journaled units, so this cannot change"
+                    )
+            for name in ("min_qty", "max_qty", "band_bps"):
+                if getattr(have, name) != getattr(spec, name):
+                    log.warning(
+                        "config: instrument %s: %s differs from the journaled value (%s vs %s); "
+                        "the journaled value stays in force",
+                        spec.symbol,
+                        name,
+                        getattr(spec, name),
+                        getattr(have, name),
+                    )
+        if new:
+            payload = json.dumps([s.to_json() for s in new]).encode()
+            self.journal.append(KIND_INSTRUMENTS, self.next_seq, self.next_seq - 1, payload)
+            self.journal.sync()
+            for spec in new:
+                engine.add_instrument(spec.to_core())
+                self._register(spec)
+            log.info("instruments added", extra={"fields": {"symbols": [s.symbol for s in new]}})
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> None:
+        """Start the sequencer, committer and timers (after `recover`)."""
+        self._wakeup = asyncio.Event()
+        self._commit_q = asyncio.Queue(maxsize=2)
+        self._tasks = [
+            asyncio.create_task(self._sequencer(), name="sequencer"),
+            asyncio.create_task(self._committer(), name="committer"),
+        ]
+        if self.fsync == "interval":
+            self._tasks.append(asyncio.create_task(self._fsync_timer(), name="fsync-timer"))
+        if self.settings.snapshot_interval_s > 0 or self.settings.snapshot_every_commands > 0:
+            self._tasks.append(asyncio.create_task(self._snapshot_timer(), name="snapshot-timer"))
+        self.state = State.SERVING
+
+    def submit(self, cmds: np.ndarray[Any, Any], t_recv: int) -> asyncio.Future[Result]:
+        """Queue commands (COMMAND_DTYPE); the future resolves once they are journaled.
+
+        Raises ServiceUnavailableError when not serving, OverloadedError when the queue is full.
+        """
+        if self.state is not State.SERVING:
+            raise ServiceUnavailableError(f"engine is {self.state.value}")
+        n = len(cmds)
+        if self._pending_cmds + n > self.settings.queue_capacity and self._pending_cmds > 0:
+            raise OverloadedError(
+                f"engine queue is full ({self._pending_cmds} commands waiting); retry later"
+            )
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(cmds, fut, t_recv))
+        self._pending_cmds += n
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return fut
+
+    async def _sequencer(self) -> None:
+        assert self._wakeup is not None and self._commit_q is not None and self.engine is not None
+        engine = self.engine
+        max_group = self.settings.max_group_commit
+        hist = self.stats.processing
+        while True:
+            if not self._pending and not self._snapshot_requests:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self._snapshot_requests and not self._snapshot_running:
+                await self._capture_snapshot()
+                continue
+            if not self._pending:
+                continue
+            items: list[_Pending] = []
+            n = 0
+            while self._pending and (n == 0 or n + len(self._pending[0].cmds) <= max_group):
+                it = self._pending.popleft()
+                items.append(it)
+                n += len(it.cmds)
+            self._pending_cmds -= n
+            cmds = items[0].cmds if len(items) == 1 else np.concatenate([it.cmds for it in items])
+            ts = max(time.time_ns(), self.last_ts)
+            self.last_ts = ts
+            cmds["ts"] = ts
+            first = self.next_seq
+            self.next_seq += n
+            try:
+                events = engine.process(cmds)
+            except Exception as exc:  # the core refusing a batch is a bug: stop, keep the journal
+                self._die(exc)
+                return
+            t_ready = time.perf_counter_ns()
+            self.processed_seq = first + n - 1
+            if len(items) == 1:
+                hist.record_many(np.full(n, t_ready - items[0].t_recv, dtype=np.int64))
+            else:
+                hist.record_many(
+                    np.repeat(
+                        np.array([t_ready - it.t_recv for it in items], dtype=np.int64),
+                        [len(it.cmds) for it in items],
+                    )
+                )
+            exec_events = events[np.isin(events["type"], _EXEC_TYPES)]
+            await self._commit_q.put(
+                _Batch(first, first + n - 1, ts, cmds, events, exec_events, items, t_ready)
+            )
+
+    async def _capture_snapshot(self) -> None:
+        """Capture the core at a batch boundary with nothing in flight (processed ==
+        published), then write it in the background."""
+        assert self._commit_q is not None and self.engine is not None
+        self._snapshot_running = True
+        waiters, self._snapshot_requests = self._snapshot_requests, []
+        try:
+            await self._commit_q.join()
+            seq = self.published_seq
+            meta = {
+                "sequence": seq,
+                "instruments": [s.to_json() for s in self.specs.values()],
+                "book_seqs": {str(k): v for k, v in self.md.book_seqs().items()},
+                "stats": self.stats.persistent(),
+                "last_ts": self.last_ts,
+                "implementation": self.implementation,
+                "state_hash": f"{self.engine.state_hash():016x}",
+            }
+            core = self.engine.snapshot()
+        except BaseException:
+            self._snapshot_running = False
+            raise
+        job = _SnapshotJob(seq, meta, core)
+        task = asyncio.create_task(self._write_snapshot(job, waiters))
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    async def _write_snapshot(
+        self, job: _SnapshotJob, waiters: list[asyncio.Future[tuple[int, str]]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # The history before the snapshot must be durable: recovery keeps the
+            # events log only up to the snapshot and regenerates the rest.
+            await loop.run_in_executor(self._io, self.events_log.sync)
+            path = await loop.run_in_executor(
+                self._snap_io,
+                snapshots.write_snapshot,
+                self.snapshot_dir,
+                job.sequence,
+                job.meta,
+                job.core,
+            )
+            removed = await loop.run_in_executor(
+                self._snap_io, snapshots.prune, self.snapshot_dir, self.settings.snapshots_keep
+            )
+            kept = snapshots.list_snapshots(self.snapshot_dir)
+            oldest = kept[-1][0] if kept else 0
+            pruned = await loop.run_in_executor(self._io, self.journal.prune_through, oldest)
+            self.stats.snapshots += 1
+            self.last_snapshot_seq = job.sequence
+            log.info(
+                "snapshot written",
+                extra={
+                    "fields": {
+                        "path": str(path),
+                        "sequence": job.sequence,
+                        "bytes": len(job.core),
+                        "removed_snapshots": len(removed),
+                        "pruned_segments": [p.name for p in pruned],
+                    }
+                },
+            )
+            for w in waiters:
+                if not w.done():
+                    w.set_result((job.sequence, str(path)))
+        except Exception as exc:
+            log.exception("snapshot failed")
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc)
+        finally:
+            self._snapshot_running = False
+            if self._wakeup is not None:
+                self._wakeup.set()
+
+    def request_snapshot(self) -> asyncio.Future[tuple[int, str]]:
+        """Ask for a snapshot at the next batch boundary; resolves to (sequence, path)."""
+        fut: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._snapshot_requests.append(fut)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return fut
+
+    def _journal_write(self, b: _Batch) -> int:
+        """Journal thread: append, fsync per policy, then the events log."""
+        written = self.journal.append(KIND_COMMANDS, b.first_seq, b.last_seq, b.cmds.view(np.uint8))
+        if self.fsync == "every":
+            self.journal.sync()
+        if len(b.exec_events):
+            self.events_log.append(
+                KIND_EVENTS, b.first_seq, b.last_seq, b.exec_events.view(np.uint8)
+            )
+        return written
+
+    async def _committer(self) -> None:
+        assert self._commit_q is not None
+        loop = asyncio.get_running_loop()
+        jh = self.stats.journal
+        while True:
+            b = await self._commit_q.get()
+            if b is None:
+                self._commit_q.task_done()
+                return
+            t0 = time.perf_counter_ns()
+            try:
+                written = await loop.run_in_executor(self._io, self._journal_write, b)
+            except BaseException as exc:
+                self._commit_q.task_done()
+                self._die(exc)
+                return
+            jh.record(time.perf_counter_ns() - t0)
+            st = self.stats
+            st.journal_batches += 1
+            st.journal_bytes += written
+            n = b.last_seq - b.first_seq + 1
+            st.commands += n
+            st.orders += int(np.count_nonzero(b.cmds["kind"] == CommandKind.SUBMIT))
+            et = b.exec_events["type"]
+            st.trades += int(np.count_nonzero(et == EventType.TRADE))
+            st.rejects += int(np.count_nonzero(np.isin(et, _REJECT_TYPES)))
+            self.durable_seq = b.last_seq
+            self._resolve(b)
+            # Publish: the subscribers and published_seq move together, with no await in
+            # between, so a stream switching from history to live misses nothing.
+            self.md.apply(b.first_seq, b.events)
+            if len(b.exec_events):
+                item = (b.first_seq, b.exec_events)
+                for sub in self.exec_subscribers:
+                    sub.push(item)
+            self.published_seq = b.last_seq
+            if self._durable_waiters:
+                still = []
+                for seq, fut in self._durable_waiters:
+                    if seq <= self.durable_seq:
+                        if not fut.done():
+                            fut.set_result(None)
+                    else:
+                        still.append((seq, fut))
+                self._durable_waiters = still
+            self._commit_q.task_done()
+
+    def _resolve(self, b: _Batch) -> None:
+        ex = b.exec_events
+        n = b.last_seq - b.first_seq + 1
+        if len(ex):
+            bounds = np.searchsorted(ex["cmd_index"], np.arange(n + 1), side="left").tolist()
+            rows = ex.tolist()
+        else:
+            bounds = [0] * (n + 1)
+            rows = []
+        offset = 0
+        for it in b.items:
+            k = len(it.cmds)
+            if not it.future.done():
+                lo, hi = bounds[offset], bounds[offset + k]
+                it.future.set_result(
+                    Result(
+                        b.first_seq + offset,
+                        b.ts,
+                        rows[lo:hi],
+                        [x - lo for x in bounds[offset : offset + k + 1]],
+                    )
+                )
+            offset += k
+
+    def _die(self, exc: BaseException) -> None:
+        """The core state is ahead of the journal or the core failed: fail everything in
+        flight and stop without a snapshot (recovery from the journal is correct)."""
+        log.critical("fatal engine error; stopping without a snapshot", exc_info=exc)
+        self._fatal = exc
+        self.state = State.STOPPING
+        err = FatalEngineError(f"engine stopped: {exc}")
+        while self._pending:
+            it = self._pending.popleft()
+            if not it.future.done():
+                it.future.set_exception(err)
+        if self._commit_q is not None:
+            while not self._commit_q.empty():
+                b = self._commit_q.get_nowait()
+                if b is not None:
+                    for it in b.items:
+                        if not it.future.done():
+                            it.future.set_exception(err)
+        for sub in self.exec_subscribers:
+            sub.close()
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
+    async def wait_durable(self, seq: int) -> None:
+        """Return once every command up to `seq` is journaled."""
+        if seq <= self.durable_seq:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._durable_waiters.append((seq, fut))
+        await fut
+
+    async def _fsync_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.fsync_interval_ms / 1000.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await loop.run_in_executor(self._io, self.journal.sync)
+            except OSError as exc:
+                self._die(exc)
+                return
+
+    async def _snapshot_timer(self) -> None:
+        started = time.monotonic()
+        every = self.settings.snapshot_every_commands
+        interval = self.settings.snapshot_interval_s
+        while True:
+            await asyncio.sleep(1.0)
+            since = self.stats.commands - self._commands_at_last_snapshot
+            due_time = interval > 0 and time.monotonic() - started >= interval
+            due_count = every > 0 and since >= every
+            if (due_time or due_count) and since > 0 and not self._snapshot_running:
+                self._commands_at_last_snapshot = self.stats.commands
+                started = time.monotonic()
+                fut = self.request_snapshot()
+                with contextlib.suppress(Exception):
+                    await fut
+
+    # ------------------------------------------------------------------ subscribers
+
+    def subscribe_executions(self) -> Subscriber[ExecItem]:
+        sub: Subscriber[ExecItem] = Subscriber(self.settings.subscriber_queue)
+        self.exec_subscribers.add(sub)
+        return sub
+
+    def unsubscribe_executions(self, sub: Subscriber[ExecItem]) -> None:
+        self.exec_subscribers.discard(sub)
+
+    def history_reader(self, from_seq: int) -> LogReader:
+        return LogReader(self.events_log.directory, "events", from_seq)
+
+    # ------------------------------------------------------------------ stop
+
+    async def stop(self, snapshot: bool = True) -> None:
+        """Stop accepting commands, drain what was accepted, snapshot, close the logs."""
+        if self._fatal is None:
+            self.state = State.STOPPING
+            while self._pending and self._fatal is None:
+                await asyncio.sleep(0.005)
+            if self._commit_q is not None and self._fatal is None:
+                await self._commit_q.join()
+            if snapshot and self._fatal is None and self.published_seq > self.last_snapshot_seq:
+                fut = self.request_snapshot()
+                try:
+                    await asyncio.wait_for(fut, timeout=120)
+                except Exception:
+                    log.exception("final snapshot failed")
+            while self._snapshot_running:
+                await asyncio.sleep(0.01)
+        for sub in list(self.exec_subscribers):
+            sub.close()
+        for sub, _ in list(self.md.subscribers):
+            sub.close()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        if self._fatal is None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._io, self._close_logs)
+        self._io.shutdown(wait=True)
+        self._snap_io.shutdown(wait=True)
+
+    def _close_logs(self) -> None:
+        self.journal.close()
+        self.events_log.close()
+
+    # ------------------------------------------------------------------ queries
+
+    def queue_depth(self) -> int:
+        return self._pending_cmds
+
+    def subscriber_count(self) -> int:
+        return len(self.exec_subscribers) + len(self.md.subscribers)
+
+
+class _Replay:
+    """Journal replay at recovery: batches commands into large `process` calls and
+    regenerates the events log after the snapshot."""
+
+    def __init__(
+        self, svc: EngineService, engine: CoreEngine, base_seq: int, book_seqs: dict[int, int]
+    ) -> None:
+        self.svc = svc
+        self.engine = engine
+        self.base_seq = base_seq
+        self.book_seqs = dict(book_seqs)
+        self.last_seq = base_seq
+        self.commands = 0
+        self._chunks: list[np.ndarray[Any, Any]] = []
+        self._chunk_first = base_seq + 1
+        self._chunk_n = 0
+
+    def record(self, rec: Record) -> None:
+        kind, first, last, payload = rec.kind, rec.first_seq, rec.last_seq, rec.payload
+        where = (rec.path, rec.offset)
+        if last <= self.base_seq and not (kind == KIND_INSTRUMENTS and first > self.base_seq):
+            return
+        if kind == KIND_INSTRUMENTS:
+            self.flush()
+            for d in json.loads(payload):
+                spec = InstrumentSpec.from_json(d)
+                if spec.symbol_id not in self.svc.specs:
+                    self.engine.add_instrument(spec.to_core())
+                    self.svc._register(spec)
+            return
+        if kind != KIND_COMMANDS:
+            raise JournalCorruptError(where[0], where[1], f"unknown record kind {kind}")
+        if first > self.last_seq + 1:
+            raise JournalCorruptError(
+                where[0],
+                where[1],
+                f"journal is missing sequences {self.last_seq + 1}..{first - 1} after the snapshot "
+                f"at {self.base_seq}; restore the data directory from a backup",
+            )
+        cmds = np.frombuffer(payload, dtype=COMMAND_DTYPE)
+        if len(cmds) != last - first + 1:
+            raise JournalCorruptError(
+                where[0], where[1], "record length does not match its sequence range"
+            )
+        skip = self.last_seq + 1 - first
+        if skip > 0:
+            cmds = cmds[skip:]
+        self._chunks.append(cmds)
+        self._chunk_n += len(cmds)
+        self.last_seq = last
+        if self._chunk_n >= REPLAY_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._chunk_n:
+            return
+        cmds = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0].copy()
+        first = self._chunk_first
+        events = self.engine.process(cmds)
+        n = len(cmds)
+        st = self.svc.stats
+        st.commands += n
+        st.orders += int(np.count_nonzero(cmds["kind"] == CommandKind.SUBMIT))
+        et = events["type"]
+        st.trades += int(np.count_nonzero(et == EventType.TRADE))
+        st.rejects += int(np.count_nonzero(np.isin(et, _REJECT_TYPES)))
+        self.svc.last_ts = max(self.svc.last_ts, int(cmds["ts"].max()))
+        md = events[(et == EventType.TRADE) | (et == EventType.BOOK_CHANGE)]
+        if len(md):
+            for sid in np.unique(md["symbol_id"]).tolist():
+                self.book_seqs[sid] = int(md["book_seq"][md["symbol_id"] == sid].max())
+        ex = events[np.isin(et, _EXEC_TYPES)]
+        log_ = self.svc.events_log
+        if len(ex):
+            log_.append(KIND_EVENTS, first, first + n - 1, ex.view(np.uint8))
+        self.commands += n
+        self._chunks = []
+        self._chunk_first = first + n
+        self._chunk_n = 0
+
+
+def state_hash_of(svc: EngineService) -> int:
+    assert svc.engine is not None
+    return svc.engine.state_hash()
+
+
+def instruments_of(svc: EngineService) -> Iterable[tuple[InstrumentSpec, Instrument | None]]:
+    """Each configured instrument with the core's live view (status, reference price)."""
+    assert svc.engine is not None
+    live = {i.symbol_id: i for i in svc.engine.instruments()}
+    for sid in sorted(svc.specs):
+        yield svc.specs[sid], live.get(sid)
