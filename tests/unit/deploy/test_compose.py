@@ -86,7 +86,8 @@ def test_every_service_has_a_healthcheck(compose_config: dict[str, Any]) -> None
     assert set(services) == CORE | MONITORING
     for name, service in services.items():
         test = service.get("healthcheck", {}).get("test")
-        assert test and test[0] in {"CMD", "CMD-SHELL"}, f"{name} has no healthcheck"
+        assert test, f"{name} has no healthcheck"
+        assert test[0] in {"CMD", "CMD-SHELL"}, f"{name}: healthcheck is not an exec test"
 
 
 def test_dependencies_wait_for_health(compose_config: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""deploy/k8s: Kubernetes schemas (kubernetes-validate, strict) and the references between objects."""
+"""deploy/k8s: Kubernetes schemas (kubernetes-validate, strict) and references between objects."""
 
 from __future__ import annotations
 

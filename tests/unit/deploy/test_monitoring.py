@@ -68,15 +68,18 @@ def test_dashboard_panels_are_well_formed() -> None:
         assert topic in titles
     for panel in dashboard["panels"]:
         pos = panel["gridPos"]
-        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24
+        assert pos["x"] >= 0
+        assert pos["x"] + pos["w"] <= 24
         ref_ids = [t["refId"] for t in panel["targets"]]
-        assert ref_ids and len(ref_ids) == len(set(ref_ids))
+        assert ref_ids
+        assert len(ref_ids) == len(set(ref_ids))
     for expr in _exprs():
         depth = 0
         for char in expr:
             depth += {"(": 1, ")": -1}.get(char, 0)
             assert depth >= 0, expr
-        assert depth == 0 and expr.count("{") == expr.count("}"), expr
+        assert depth == 0, expr
+        assert expr.count("{") == expr.count("}"), expr
 
 
 def test_dashboard_metrics_are_documented() -> None:
