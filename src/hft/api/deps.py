@@ -1,0 +1,254 @@
+"""FastAPI dependencies shared by every router.
+
+    async def handler(user: CurrentUser, session: SessionDep, ip: ClientIp): ...
+
+`CurrentUser` accepts either `Authorization: Bearer <JWT>` or an HMAC-signed request
+(see hft.api.security), rejects inactive users, and applies the per-user rate limit.
+The session is the request's own; one is shared by all dependencies of a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hft.api.errors import ApiError
+from hft.api.metrics import AUTH_FAILURES, RATE_LIMITED
+from hft.api.ratelimit import RateLimiter
+from hft.api.security import (
+    API_KEY_HEADER,
+    API_SIGNATURE_HEADER,
+    API_TIMESTAMP_HEADER,
+    AuthError,
+    Passwords,
+    ReplayCache,
+    api_secret_check,
+    decode_token,
+    derive_api_secret,
+    parse_timestamp_ms,
+    verify_signature,
+)
+from hft.api.settings import Settings
+from hft.db.base import utcnow
+from hft.db.models.auth import Account, ApiKey, User
+from hft.db.session import Database, write_transaction
+
+log = logging.getLogger("hft.api.auth")
+
+# last_used_at is a convenience for the user, not an audit record: refreshing it at most
+# once a minute keeps signed requests from each costing a database write.
+_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).session() as session:
+        yield session
+
+
+def get_client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def get_request_id(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    return str(rid) if rid else ""
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ClientIp = Annotated[str | None, Depends(get_client_ip)]
+RequestId = Annotated[str, Depends(get_request_id)]
+
+
+def not_authenticated(message: str = "not authenticated") -> ApiError:
+    return ApiError(401, "not_authenticated", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def user_from_token(token: str, settings: Settings, session: AsyncSession) -> User:
+    """The active user a bearer token belongs to (also for the WebSocket's `auth` op).
+
+    Raises ApiError 401 (`not_authenticated`) for a bad, expired or foreign token.
+    """
+    try:
+        claims = decode_token(token, settings.jwt_key(), issuer=settings.jwt_issuer)
+    except AuthError as exc:
+        AUTH_FAILURES.labels(exc.code).inc()
+        raise not_authenticated(
+            "token has expired" if exc.code == "token_expired" else "invalid token"
+        ) from exc
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        AUTH_FAILURES.labels("inactive_user").inc()
+        raise not_authenticated("invalid token")
+    return user
+
+
+async def _user_from_signature(
+    request: Request, key_id: str, settings: Settings, session: AsyncSession
+) -> User:
+    timestamp = request.headers.get(API_TIMESTAMP_HEADER, "")
+    signature = request.headers.get(API_SIGNATURE_HEADER, "")
+    if not timestamp or not signature:
+        raise not_authenticated(f"{API_TIMESTAMP_HEADER} and {API_SIGNATURE_HEADER} required")
+    window_ms = int(settings.signature_window_seconds * 1000)
+    try:
+        parse_timestamp_ms(timestamp, now_ms=int(time.time() * 1000), window_ms=window_ms)
+    except AuthError as exc:
+        AUTH_FAILURES.labels(exc.code).inc()
+        raise not_authenticated(exc.message) from exc
+    if len(key_id) > 40 or len(signature) > 128:
+        raise not_authenticated("invalid API key or signature")
+    key = (
+        await session.execute(select(ApiKey).where(ApiKey.key_id == key_id))
+    ).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        AUTH_FAILURES.labels("unknown_api_key").inc()
+        raise not_authenticated("invalid API key or signature")
+    secret = derive_api_secret(settings.api_key_master(), key.key_id, key.secret_salt)
+    if api_secret_check(secret) != key.secret_check:
+        log.error(
+            "API key %s cannot be verified: the API key master key differs from the one "
+            "it was created with",
+            key.key_id,
+        )
+        AUTH_FAILURES.labels("master_key_mismatch").inc()
+        raise not_authenticated("invalid API key or signature")
+    path = request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    path_and_query = f"{path}?{query}" if query else path
+    body = await request.body()
+    if not verify_signature(secret, signature, timestamp, request.method, path_and_query, body):
+        AUTH_FAILURES.labels("bad_signature").inc()
+        raise not_authenticated("invalid API key or signature")
+    replay: ReplayCache = request.app.state.replay_cache
+    if not replay.check_and_add(signature.strip().lower()):
+        AUTH_FAILURES.labels("replayed_signature").inc()
+        raise not_authenticated("request already used (replay)")
+    user = await session.get(User, key.user_id)
+    if user is None or not user.is_active:
+        raise not_authenticated("invalid API key or signature")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
+        async with write_transaction(session):
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            )
+    request.state.api_key_id = key.key_id
+    return user
+
+
+# Declared for the OpenAPI schema (Swagger's "Authorize"); the headers are read below.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="API key id; also send X-API-Timestamp and X-API-Signature (HMAC-SHA256)",
+)
+
+
+async def get_current_user(
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    limiter: RateLimiterDep,
+    _bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> User:
+    """The authenticated user. Raises ApiError 401 (`not_authenticated`) for missing or
+    bad credentials and 429 (`rate_limited`) past the per-user limit."""
+    auth = request.headers.get("authorization")
+    key_id = request.headers.get(API_KEY_HEADER)
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise not_authenticated("Authorization must be `Bearer <token>`")
+        user = await user_from_token(token.strip(), settings, session)
+        request.state.auth_method = "token"
+    elif key_id:
+        user = await _user_from_signature(request, key_id, settings, session)
+        request.state.auth_method = "api_key"
+    else:
+        raise not_authenticated()
+    request.state.user_id = user.id
+    try:
+        limiter.check_rest_user(user.id)
+    except ApiError:
+        RATE_LIMITED.labels("user").inc()
+        raise
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    """The current user if an admin; raises ApiError 403 (`forbidden`) otherwise."""
+    if user.role != "admin":
+        raise ApiError(403, "forbidden", "admin role required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+async def get_current_account_id(user: CurrentUser, session: SessionDep) -> int:
+    """The engine account id of the current user (raises ApiError 404 if none exists)."""
+    account_id = (
+        await session.execute(select(Account.id).where(Account.user_id == user.id))
+    ).scalar_one_or_none()
+    if account_id is None:
+        raise ApiError(404, "account_not_found", "this user has no trading account")
+    return int(account_id)
+
+
+CurrentAccountId = Annotated[int, Depends(get_current_account_id)]
+
+
+__all__ = [
+    "AdminUser",
+    "ClientIp",
+    "CurrentAccountId",
+    "CurrentUser",
+    "DatabaseDep",
+    "PasswordsDep",
+    "RateLimiterDep",
+    "RequestId",
+    "SessionDep",
+    "SettingsDep",
+    "get_current_user",
+    "get_database",
+    "get_session",
+    "not_authenticated",
+    "user_from_token",
+]

@@ -1,0 +1,137 @@
+"""Request context (pure ASGI, so it adds no per-request task): a request id on every
+request and log line, per-IP rate limiting of /api, metrics, a JSON access log, and the
+last-resort 500 with the request id for exceptions nobody handled."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hft.api.errors import error_json
+from hft.api.logs import request_id_var
+from hft.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
+from hft.api.ratelimit import RateLimiter, too_many_requests
+
+log = logging.getLogger("hft.api")
+access_log = logging.getLogger("hft.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _VALID_REQUEST_ID.match(text) else None
+    return None
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, access_log: bool = True) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send, rid)
+        finally:
+            request_id_var.reset(token)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        start = time.perf_counter()
+        rid_header = (REQUEST_ID_HEADER.encode(), rid.encode())
+        method = scope.get("method", "GET")
+        path: str = scope.get("path", "")
+        ip = client_ip(scope)
+        status = 500
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()), rid_header]}
+            await send(message)
+
+        try:
+            wait = self.limiter.rest_ip_wait(ip) if path.startswith("/api/") else 0.0
+            if wait:
+                RATE_LIMITED.labels("ip").inc()
+                err = too_many_requests(wait, "requests from this address")
+                headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+                await _send_json(send_wrapper, 429, error_json(err.code, err.message), headers)
+            else:
+                await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error in %s %s", method, path, extra={"request_id": rid})
+            if not started:
+                await _send_json(
+                    send_wrapper,
+                    500,
+                    error_json("internal_error", f"internal error (request id {rid})"),
+                    [],
+                )
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(method, label, str(status)).inc()
+            HTTP_LATENCY.labels(method, label).observe(elapsed)
+            if self.access_log:
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    path,
+                    status,
+                    extra={
+                        "request_id": rid,
+                        "method": method,
+                        "path": path,
+                        "route": label,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": ip,
+                    },
+                )
+
+
+__all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware", "client_ip"]
