@@ -174,6 +174,8 @@ class Agent:
         self.logged: set[str] = set()
         self.positions: dict[str, int] = {}
         self.positions_at = -math.inf
+        # Shared by all agents: logins are expensive (argon2) and rate-limited per IP.
+        self.login_gate: asyncio.Semaphore | None = None
 
     async def sleep(self, seconds: float) -> None:
         """Sleep unless the simulation is stopping."""
@@ -217,7 +219,11 @@ class Agent:
         """Register/log in, retrying transient failures until it works or the sim stops."""
         while not self.stop.is_set():
             try:
-                await self.session.ensure_user()
+                if self.login_gate is None:
+                    await self.session.ensure_user()
+                else:
+                    async with self.login_gate:
+                        await self.session.ensure_user()
                 return True
             except ApiError as err:
                 self.note_error(err, "login")
@@ -392,12 +398,13 @@ class MarketMaker(Agent):
 
     def _live_from(self, order: dict[str, Any], price: int) -> LiveQuote:
         spec = self.market.spec
+        filled = Decimal(str(order.get("filled_quantity") or "0"))
         remaining = order.get("remaining_quantity")
         if remaining is None:
-            remaining = Decimal(str(order.get("quantity", "0"))) - Decimal(
-                str(order.get("filled_quantity", "0"))
-            )
-        return LiveQuote(str(order["id"]), price, spec.to_lots(Decimal(str(remaining))))
+            remaining = Decimal(str(order.get("quantity", "0"))) - filled
+        return LiveQuote(
+            str(order["id"]), price, spec.to_lots(Decimal(str(remaining))), spec.to_lots(filled)
+        )
 
     def _track(self, slot: tuple[Side, int], order: dict[str, Any], price: int) -> None:
         self.count_fills(order)
@@ -427,7 +434,9 @@ class MarketMaker(Agent):
         current = self.live.get(slot)
         body: dict[str, Any] = {"price": spec.price_str(action.quote.price)}
         if current is None or current.lots != action.quote.lots:
-            body["quantity"] = spec.qty_str(action.quote.lots)
+            # PATCH takes the new total quantity: what is filled stays filled.
+            filled = current.filled_lots if current is not None else 0
+            body["quantity"] = spec.qty_str(filled + action.quote.lots)
         await self.limiter.acquire()
         self.stats.requests += 1
         try:

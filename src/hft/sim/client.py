@@ -117,7 +117,6 @@ class UserSession:
         self.password = password
         self.token: str | None = None
         self.user_id: str | None = None
-        self.registered = False
 
     async def _send(
         self,
@@ -140,17 +139,39 @@ class UserSession:
             raise ApiError(0, "unreachable", f"{method} {path}: {exc!r}", 1.0) from exc
 
     async def ensure_user(self) -> None:
-        """Register the user (409 = exists already) and log in; ApiError on failure."""
-        if not self.registered:
-            resp = await self._send(
-                "POST",
-                "/auth/register",
-                json={"username": self.username, "password": self.password},
-                auth=False,
+        """Log in, registering the user first when it does not exist; ApiError on failure.
+
+        Login comes first because after the first start every simulated user exists, and
+        the backend rate-limits the authentication endpoints per IP.
+        """
+        try:
+            await self.login()
+            return
+        except ApiError as err:
+            if err.status != 401:
+                raise
+        resp = await self._send(
+            "POST",
+            "/auth/register",
+            json={"username": self.username, "password": self.password},
+            auth=False,
+        )
+        if resp.status_code == 409:
+            # Someone registered the name meanwhile (another simulation with the same secret?).
+            try:
+                await self.login()
+                return
+            except ApiError as err:
+                if err.status != 401:
+                    raise
+            raise ApiError(
+                409,
+                "credentials_mismatch",
+                f"user {self.username} exists but the derived password does not log in "
+                "(was the simulation secret replaced?)",
             )
-            if resp.status_code not in (200, 201, 409):
-                raise _error_from_response(resp)
-            self.registered = True
+        if resp.status_code not in (200, 201):
+            raise _error_from_response(resp)
         await self.login()
 
     async def login(self) -> None:

@@ -236,11 +236,13 @@ def compute_quotes(
 
 @dataclass(frozen=True, slots=True)
 class LiveQuote:
-    """A quote the maker has resting: the backend's order id and its ticks/lots."""
+    """A quote the maker has resting: the backend's order id, its price (ticks), its open
+    quantity and the quantity already filled (lots)."""
 
     order_id: str
     price: int
     lots: int
+    filled_lots: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,9 @@ log = logging.getLogger("hft.sim")
 
 
 def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key) or {}
+    value = data.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, Mapping):
         raise ValueError(f"sim.{key}: expected a mapping")
     return value
@@ -209,6 +211,7 @@ class Simulation:
         symbols: Sequence[str] | None = None,
         duration: float | None = None,
         status_interval: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.config = config
@@ -220,6 +223,7 @@ class Simulation:
         self.symbols = [s.strip() for s in symbols or () if s.strip()]
         self.duration = duration
         self.status_interval = status_interval
+        self.transport = transport
         self.stop = asyncio.Event()
         self.stats = SimStats()
         self.agents: list[Agent] = []
@@ -296,6 +300,8 @@ class Simulation:
                     cfg.momentum_max_position_notional, anchor
                 ),
             )
+        # Agents queue for login in list order, market makers first: quotes appear soonest.
+        gate = asyncio.Semaphore(3)
         for username, kind, mm_symbol in names:
             session = self.session(http, username)
             rng = self.rng(username)
@@ -347,12 +353,15 @@ class Simulation:
                     momentum_params,
                     interval=cfg.momentum_interval_seconds,
                 )
+            agent.login_gate = gate
             self.agents.append(agent)
 
     async def run(self) -> int:
         """Run until stopped or `duration` has passed; 0 on a normal end, 1 if nothing could run."""
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=15.0, limits=limits) as http:
+        async with httpx.AsyncClient(
+            base_url=self.api_url, timeout=15.0, limits=limits, transport=self.transport
+        ) as http:
             log.info("waiting for the backend at %s", self.api_url)
             if not await wait_for_backend(http, self.stop):
                 return 0
