@@ -1,0 +1,42 @@
+"""Prometheus metrics of the trading layer (on the process-wide default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+
+def _build(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge, Histogram, Counter]:
+    orders = Counter(
+        "hft_orders_total",
+        "Orders by final or current status as the projection applied them",
+        ["status"],
+        registry=registry,
+    )
+    engine_rtt = Histogram(
+        "hft_engine_round_trip_seconds",
+        "Engine gRPC round trip seen by the backend, per call",
+        ["call"],
+        buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5),
+        registry=registry,
+    )
+    lag = Gauge(
+        "hft_projection_lag_events",
+        "Execution events received from the engine but not yet applied to the database",
+        registry=registry,
+    )
+    lag_seconds = Histogram(
+        "hft_projection_lag_seconds",
+        "Time from an execution event's engine timestamp to its database commit",
+        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
+        registry=registry,
+    )
+    events = Counter(
+        "hft_projection_events_total",
+        "Execution events applied by the projection",
+        ["type"],
+        registry=registry,
+    )
+    return orders, engine_rtt, lag, lag_seconds, events
+
+
+ORDERS, ENGINE_RTT, PROJECTION_LAG, PROJECTION_LAG_SECONDS, PROJECTION_EVENTS = _build(REGISTRY)

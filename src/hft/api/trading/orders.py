@@ -1,0 +1,627 @@
+"""Order entry and management: POST/GET/PATCH/DELETE /orders, GET /fills.
+
+Write path of a new order: validation (no I/O) -> one serialized write transaction
+(risk checks under the account lock, `pending_new` insert, reservation, audit) -> engine
+SubmitOrder -> wait until the projection has applied the command's events -> answer with
+the order as the database now has it (final for market/IOC/FOK orders, with its fills).
+The handler itself never writes executions; the projection is their only writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import ORJSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from hft.api.audit import record
+from hft.api.deps import ClientIp, CurrentUser, RequestId, SessionDep
+from hft.api.errors import ApiError
+from hft.api.trading.body import JsonNumber, check_fields, read_object
+from hft.api.trading.common import (
+    RuntimeDep,
+    api_error,
+    body_doc,
+    engine_unavailable,
+    errors,
+    parse_id,
+)
+from hft.api.trading.projection import reject_reason
+from hft.api.trading.repo import (
+    account_of_user,
+    effective_limits,
+    fills_of,
+    limit_rows,
+    open_exposure,
+    order_by_client_id,
+    own_order,
+    position_quantity,
+)
+from hft.api.trading.runtime import TradingRuntime
+from hft.api.trading.schemas import (
+    CancelAllResult,
+    FillPublic,
+    OrderAmend,
+    OrderCreate,
+    OrderPublic,
+    fill_public,
+    order_public,
+)
+from hft.db.base import utcnow
+from hft.db.models.trading import FillRow, OrderRow
+from hft.db.session import lock_account, write_transaction
+from hft.engine.client import EngineRequestError, EngineUnavailable, order_request
+from hft.engine.pb import engine_pb2 as pb
+from hft.services.errors import ServiceError
+from hft.services.orders import OPEN_STATUSES, OrderSpec, validate_amend, validate_order
+from hft.services.risk import (
+    AccountSnapshot,
+    check_amend_reserve,
+    check_order,
+    collar_price,
+    reservation,
+)
+
+log = logging.getLogger("hft.api.trading.orders")
+
+router = APIRouter(tags=["orders"])
+
+_ORDER_FIELDS: dict[str, tuple[type, ...]] = {
+    "symbol": (str,),
+    "side": (str,),
+    "type": (str,),
+    "time_in_force": (str,),
+    "quantity": (str, JsonNumber),
+    "price": (str, JsonNumber),
+    "post_only": (bool,),
+    "client_order_id": (str,),
+}
+_AMEND_FIELDS: dict[str, tuple[type, ...]] = {
+    "quantity": (str, JsonNumber),
+    "price": (str, JsonNumber),
+}
+_SIDE = {"buy": pb.SIDE_BUY, "sell": pb.SIDE_SELL}
+_TIF = {
+    "gtc": pb.TIME_IN_FORCE_GTC,
+    "day": pb.TIME_IN_FORCE_DAY,
+    "ioc": pb.TIME_IN_FORCE_IOC,
+    "fok": pb.TIME_IN_FORCE_FOK,
+}
+
+
+async def _account_id(session: Any, user_id: int) -> int:
+    account = await account_of_user(session, user_id)
+    if account is None:
+        raise ApiError(404, "account_not_found", "this user has no trading account")
+    return account.id
+
+
+async def _best_opposite(rt: TradingRuntime, symbol: str, side: str) -> int | None:
+    """Best opposite price (ticks) for a market order: the relay's live book, else ask
+    the engine. Raises EngineUnavailable."""
+    best = rt.relay.best(symbol) if rt.relay is not None else None
+    if best is None:
+        book = await rt.call("get_order_book", lambda: rt.client.get_order_book(symbol, 1))
+        levels = book.asks if side == "buy" else book.bids
+        return int(levels[0].price) if levels else None
+    price: int | None = best[1] if side == "buy" else best[0]
+    return price
+
+
+async def order_view(rt: TradingRuntime, order_id: int, *, with_fills: bool) -> dict[str, Any]:
+    async with rt.db.session() as session:
+        order = await session.get(OrderRow, order_id)
+        assert order is not None
+        fills = await fills_of(session, order_id) if with_fills else None
+    return order_public(order, rt.instruments.get(order.symbol), fills)
+
+
+def _same_request(order: OrderRow, spec: OrderSpec) -> bool:
+    tif = spec.time_in_force
+    return (
+        order.symbol == spec.symbol
+        and order.side == spec.side
+        and order.type == spec.type
+        and order.time_in_force == tif
+        and order.quantity_lots == spec.quantity_lots
+        and (spec.type == "market" or order.price_ticks == spec.price_ticks)
+        and order.post_only == spec.post_only
+    )
+
+
+async def _replay(rt: TradingRuntime, order: OrderRow, spec: OrderSpec) -> ORJSONResponse:
+    if not _same_request(order, spec):
+        raise ApiError(
+            409,
+            "duplicate_client_order_id",
+            f"client_order_id {spec.client_order_id!r} was used for a different order",
+            "client_order_id",
+        )
+    view = await order_view(rt, order.id, with_fills=True)
+    return ORJSONResponse(view, status_code=200, headers={"Idempotent-Replay": "true"})
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=None,
+    summary="Place an order",
+    openapi_extra=body_doc(OrderCreate),
+    responses={
+        201: {"model": OrderPublic, "description": "the order (final for market/IOC/FOK)"},
+        200: {"model": OrderPublic, "description": "a retry of a known client_order_id"},
+        **errors(400, 403, 404, 409, 413, 422, 503),
+    },
+)
+async def create_order(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
+    ip: ClientIp,
+    request_id: RequestId,
+) -> ORJSONResponse:
+    """Validate, risk-check and reserve, send to the engine, and answer with the order
+    once its executions are in the database."""
+    body = await read_object(request)
+    check_fields(body, _ORDER_FIELDS)
+    try:
+        spec = validate_order(body, rt.instruments)
+    except ServiceError as exc:
+        raise api_error(exc) from None
+    account_id = await _account_id(session, user.id)
+    if spec.client_order_id is not None:
+        known = await order_by_client_id(session, account_id, spec.client_order_id)
+        if known is not None:
+            return await _replay(rt, known, spec)
+    await session.commit()
+    if rt.engine_status() == "unavailable":
+        raise engine_unavailable()
+    inst = rt.instruments[spec.symbol]
+    tif = spec.time_in_force
+    engine_type, engine_price = pb.ORDER_TYPE_LIMIT, spec.price_ticks
+    no_liquidity = False
+    if spec.type == "market":
+        # Sent as an IOC/FOK limit at the collar price, so it cannot sweep past what the
+        # reservation covers; the order stays "market" for the user.
+        tif = "fok" if tif == "fok" else "ioc"
+        try:
+            best = await _best_opposite(rt, spec.symbol, spec.side)
+        except EngineUnavailable:
+            raise engine_unavailable() from None
+        if best is None:
+            no_liquidity = True
+            engine_price = inst.reference_price or 1
+        else:
+            engine_price = collar_price(spec.side, best, inst, rt.settings.market_collar_pct)
+    now = utcnow()
+    order = OrderRow(
+        account_id=account_id,
+        client_order_id=spec.client_order_id,
+        symbol=spec.symbol,
+        side=spec.side,
+        type=spec.type,
+        time_in_force=tif,
+        post_only=spec.post_only,
+        price=spec.price,
+        price_ticks=engine_price,
+        quantity=spec.quantity,
+        quantity_lots=spec.quantity_lots,
+        filled_lots=0,
+        leaves_lots=spec.quantity_lots,
+        filled_quantity=Decimal(0),
+        filled_notional=Decimal(0),
+        fees=Decimal(0),
+        status="pending_new",
+        reserved=Decimal(0),
+        last_sequence=0,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with write_transaction(session):
+            account = await lock_account(session, account_id)
+            if account is None:
+                raise ApiError(404, "account_not_found", "this user has no trading account")
+            if no_liquidity:
+                order.status, order.reason, order.leaves_lots = "rejected", "market_no_liquidity", 0
+            else:
+                n_open, open_buy, open_sell = await open_exposure(session, account_id, spec.symbol)
+                defaults, own = await limit_rows(session, account_id)
+                limits, halted = effective_limits(rt.settings, defaults, own)
+                snapshot = AccountSnapshot(
+                    cash=account.cash,
+                    reserved=account.reserved_cash,
+                    trading_enabled=account.trading_enabled,
+                    position=await position_quantity(session, account_id, spec.symbol),
+                    open_buy=inst.quantity(open_buy),
+                    open_sell=inst.quantity(open_sell),
+                    open_orders=n_open,
+                )
+                try:
+                    reserve = check_order(
+                        side=spec.side,
+                        price_ticks=engine_price,
+                        quantity_lots=spec.quantity_lots,
+                        inst=inst,
+                        account=snapshot,
+                        limits=limits,
+                        global_halt=halted,
+                        taker_fee_bps=rt.settings.taker_fee_bps,
+                        places=rt.settings.money_decimals,
+                    )
+                except ServiceError as exc:
+                    raise api_error(exc) from None
+                order.reserved = reserve
+                account.reserved_cash = account.reserved_cash + reserve
+            session.add(order)
+            await session.flush()
+            record(
+                session,
+                "order.create",
+                user_id=user.id,
+                target=f"order:{order.id}",
+                details={
+                    "symbol": spec.symbol,
+                    "side": spec.side,
+                    "type": spec.type,
+                    "tif": tif,
+                    "quantity": str(spec.quantity),
+                    "price": None if spec.price is None else str(spec.price),
+                    "client_order_id": spec.client_order_id,
+                },
+                ip=ip,
+                request_id=request_id,
+            )
+    except IntegrityError:
+        # Two retries of one client_order_id raced; the other one won.
+        async with rt.db.session() as s2:
+            known = await order_by_client_id(s2, account_id, spec.client_order_id or "")
+        if known is None:
+            raise
+        return await _replay(rt, known, spec)
+    order_id = order.id
+    if no_liquidity:
+        return ORJSONResponse(await order_view(rt, order_id, with_fills=True), status_code=201)
+    req = order_request(
+        order_id,
+        account_id,
+        spec.symbol,
+        _SIDE[spec.side],
+        engine_type,
+        _TIF[tif],
+        engine_price,
+        spec.quantity_lots,
+        post_only=spec.post_only,
+    )
+    try:
+        resp = await rt.call("submit_order", lambda: rt.client.submit_order(req))
+    except EngineUnavailable:
+        raise engine_unavailable(
+            f"the matching engine did not answer; order {order_id} is pending_new and will "
+            "be resolved automatically (query it by id or client_order_id)"
+        ) from None
+    except EngineRequestError as exc:
+        # Refused before sequencing: the engine never had it.
+        await _reject_unsequenced(rt, order_id, "engine_refused")
+        log.error("engine refused order %s: %s", order_id, exc)
+        return ORJSONResponse(await order_view(rt, order_id, with_fills=True), status_code=201)
+    if resp.events:
+        await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
+    return ORJSONResponse(await order_view(rt, order_id, with_fills=True), status_code=201)
+
+
+async def _reject_unsequenced(rt: TradingRuntime, order_id: int, reason: str) -> None:
+    async with rt.db.session() as session, write_transaction(session):
+        order = await session.get(OrderRow, order_id, with_for_update=True)
+        if order is None or order.status != "pending_new" or order.last_sequence != 0:
+            return
+        account = await lock_account(session, order.account_id)
+        if account is not None:
+            account.reserved_cash = account.reserved_cash - order.reserved
+        order.reserved = Decimal(0)
+        order.status, order.reason, order.leaves_lots = "rejected", reason, 0
+        order.updated_at = utcnow()
+
+
+@router.get(
+    "/orders",
+    response_model=list[OrderPublic],
+    summary="The caller's orders, newest first",
+    responses=errors(422),
+)
+async def list_orders(
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
+    status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all",
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ORJSONResponse:
+    account_id = await _account_id(session, user.id)
+    stmt = select(OrderRow).where(OrderRow.account_id == account_id)
+    if status == "open":
+        stmt = stmt.where(OrderRow.status.in_(OPEN_STATUSES))
+    elif status == "closed":
+        stmt = stmt.where(OrderRow.status.not_in(OPEN_STATUSES))
+    if symbol:
+        stmt = stmt.where(OrderRow.symbol == symbol)
+    rows = (await session.execute(stmt.order_by(OrderRow.id.desc()).limit(limit))).scalars()
+    return ORJSONResponse([order_public(o, rt.instruments.get(o.symbol)) for o in rows])
+
+
+async def _order_or_404(session: Any, account_id: int, order_id: str) -> OrderRow:
+    oid = parse_id(order_id)
+    order = None if oid is None else await own_order(session, account_id, oid)
+    if order is None:
+        raise ApiError(404, "order_not_found", "no such order")
+    return order
+
+
+@router.get(
+    "/orders/by-client-id/{client_order_id}",
+    response_model=OrderPublic,
+    summary="One of the caller's orders by client_order_id, with its fills",
+    responses=errors(404),
+)
+async def get_order_by_client_id(
+    client_order_id: str, user: CurrentUser, session: SessionDep, rt: RuntimeDep
+) -> ORJSONResponse:
+    account_id = await _account_id(session, user.id)
+    order = (
+        await order_by_client_id(session, account_id, client_order_id)
+        if len(client_order_id) <= 64
+        else None
+    )
+    if order is None:
+        raise ApiError(404, "order_not_found", "no such order")
+    fills = await fills_of(session, order.id)
+    return ORJSONResponse(order_public(order, rt.instruments.get(order.symbol), fills))
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    summary="One of the caller's orders, with its fills",
+    responses=errors(404),
+)
+async def get_order(
+    order_id: str, user: CurrentUser, session: SessionDep, rt: RuntimeDep
+) -> ORJSONResponse:
+    account_id = await _account_id(session, user.id)
+    order = await _order_or_404(session, account_id, order_id)
+    fills = await fills_of(session, order.id)
+    return ORJSONResponse(order_public(order, rt.instruments.get(order.symbol), fills))
+
+
+def _not_open(order: OrderRow) -> ApiError:
+    return ApiError(409, "order_not_open", f"order {order.id} is {order.status}")
+
+
+@router.delete(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    summary="Cancel one of the caller's orders",
+    responses=errors(404, 409, 503),
+)
+async def cancel_order(
+    order_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
+    ip: ClientIp,
+    request_id: RequestId,
+) -> ORJSONResponse:
+    account_id = await _account_id(session, user.id)
+    order = await _order_or_404(session, account_id, order_id)
+    if order.status not in OPEN_STATUSES:
+        raise _not_open(order)
+    oid = order.id
+    async with write_transaction(session):
+        record(
+            session,
+            "order.cancel",
+            user_id=user.id,
+            target=f"order:{oid}",
+            ip=ip,
+            request_id=request_id,
+        )
+    try:
+        resp = await rt.call("cancel_order", lambda: rt.client.cancel_order(oid, account_id))
+    except EngineUnavailable:
+        raise engine_unavailable() from None
+    if resp.events:
+        await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
+    view = await order_view(rt, oid, with_fills=True)
+    if not resp.accepted and view["status"] not in ("canceled",):
+        raise ApiError(409, "order_not_open", f"order {oid} is {view['status']}; not canceled")
+    return ORJSONResponse(view)
+
+
+@router.delete(
+    "/orders",
+    response_model=CancelAllResult,
+    summary="Cancel all the caller's open orders (optionally of one symbol)",
+    responses=errors(422, 503),
+)
+async def cancel_all(
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
+    ip: ClientIp,
+    request_id: RequestId,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+) -> ORJSONResponse:
+    account_id = await _account_id(session, user.id)
+    if symbol and symbol not in rt.instruments:
+        raise ApiError(422, "unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
+    async with write_transaction(session):
+        record(
+            session,
+            "order.cancel_all",
+            user_id=user.id,
+            target=f"account:{account_id}",
+            details={"symbol": symbol},
+            ip=ip,
+            request_id=request_id,
+        )
+    try:
+        resp = await rt.call("cancel_all", lambda: rt.client.cancel_all(account_id, symbol or ""))
+    except EngineUnavailable:
+        raise engine_unavailable() from None
+    ids = [e.order_id for e in resp.events if e.type == pb.EVENT_TYPE_CANCELED]
+    if resp.events:
+        await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
+    async with rt.db.session() as s2:
+        rows = (
+            (
+                (
+                    await s2.execute(
+                        select(OrderRow).where(
+                            OrderRow.id.in_(ids), OrderRow.account_id == account_id
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if ids
+            else []
+        )
+    return ORJSONResponse(
+        {
+            "canceled": int(resp.canceled_count),
+            "orders": [order_public(o, rt.instruments.get(o.symbol)) for o in rows],
+        }
+    )
+
+
+@router.patch(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    summary="Amend an open order: new total quantity and/or price",
+    openapi_extra=body_doc(OrderAmend),
+    responses=errors(400, 403, 404, 409, 413, 422, 503),
+)
+async def amend_order(
+    order_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
+    ip: ClientIp,
+    request_id: RequestId,
+) -> ORJSONResponse:
+    """Reducing the quantity at the same price keeps the order's queue place; a price
+    change or an increase re-queues it (and it may trade)."""
+    body = await read_object(request)
+    check_fields(body, _AMEND_FIELDS)
+    account_id = await _account_id(session, user.id)
+    order = await _order_or_404(session, account_id, order_id)
+    if order.status not in ("new", "partially_filled"):
+        raise _not_open(order)
+    inst = rt.instruments.get(order.symbol)
+    if inst is None:
+        raise ApiError(422, "unknown_symbol", f"unknown symbol {order.symbol!r}", "symbol")
+    try:
+        spec = validate_amend(
+            body,
+            inst,
+            order_type=order.type,
+            price_ticks=order.price_ticks,
+            quantity_lots=order.quantity_lots,
+            filled_lots=order.filled_lots,
+        )
+    except ServiceError as exc:
+        raise api_error(exc) from None
+    oid = order.id
+    async with write_transaction(session):
+        account = await lock_account(session, account_id)
+        fresh = await session.get(OrderRow, oid, with_for_update=True, populate_existing=True)
+        if account is None or fresh is None or fresh.status not in ("new", "partially_filled"):
+            raise _not_open(order)
+        needed = reservation(
+            fresh.side,
+            spec.price_ticks,
+            spec.leaves_lots,
+            inst,
+            rt.settings.taker_fee_bps,
+            rt.settings.money_decimals,
+        )
+        extra = needed - fresh.reserved
+        if extra > 0:
+            try:
+                check_amend_reserve(
+                    extra,
+                    AccountSnapshot(
+                        account.cash,
+                        account.reserved_cash,
+                        account.trading_enabled,
+                        Decimal(0),
+                        Decimal(0),
+                        Decimal(0),
+                        0,
+                    ),
+                )
+            except ServiceError as exc:
+                raise api_error(exc) from None
+            # Held before the engine sees the amend; the projection sets the exact amount
+            # from the engine's answer.
+            fresh.reserved = needed
+            account.reserved_cash = account.reserved_cash + extra
+        record(
+            session,
+            "order.amend",
+            user_id=user.id,
+            target=f"order:{oid}",
+            details={
+                "quantity": str(inst.quantity(spec.quantity_lots)),
+                "price": str(inst.price(spec.price_ticks)),
+            },
+            ip=ip,
+            request_id=request_id,
+        )
+    try:
+        resp = await rt.call(
+            "amend_order",
+            lambda: rt.client.amend_order(oid, account_id, spec.price_ticks, spec.leaves_lots),
+        )
+    except EngineUnavailable:
+        raise engine_unavailable() from None
+    if resp.events:
+        await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
+    if not resp.accepted:
+        reason = reject_reason(resp.reject_reason)
+        if reason == "unknown_order":
+            raise ApiError(409, "order_not_open", f"order {oid} is no longer open")
+        status = 403 if reason == "kill_switch" else 422
+        raise ApiError(status, reason, f"amend rejected by the engine: {reason}")
+    return ORJSONResponse(await order_view(rt, oid, with_fills=True))
+
+
+@router.get(
+    "/fills",
+    response_model=list[FillPublic],
+    summary="The caller's fills, newest first",
+    responses=errors(422),
+)
+async def list_fills(
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ORJSONResponse:
+    account_id = await _account_id(session, user.id)
+    stmt = select(FillRow).where(FillRow.account_id == account_id)
+    if symbol:
+        stmt = stmt.where(FillRow.symbol == symbol)
+    rows = (await session.execute(stmt.order_by(FillRow.id.desc()).limit(limit))).scalars()
+    return ORJSONResponse([fill_public(f, rt.instruments.get(f.symbol)) for f in rows])
+
+
+__all__ = ["router"]

@@ -1,0 +1,115 @@
+"""Reconciliation of orders whose fate the backend does not know.
+
+An order is written `pending_new` before it is sent; when the engine did not answer
+(down, deadline) the order may or may not exist there. Unknown is not failed: the order
+stays pending until this task proves the engine never sequenced it. The proof: the
+projection has applied everything up to the engine's last sequence, taken *after* the
+order's grace period (longer than any request deadline) ran out, and the order has
+still seen no event. Such orders are rejected with reason `engine_unavailable` and their
+reservation released. It runs at start and then periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from hft.db.models.auth import Account
+from hft.db.models.trading import OrderRow
+from hft.db.session import write_transaction
+from hft.engine.client import EngineError
+
+if TYPE_CHECKING:
+    from hft.api.trading.runtime import TradingRuntime
+
+log = logging.getLogger("hft.api.trading.reconcile")
+
+
+class Reconciler:
+    def __init__(self, runtime: TradingRuntime) -> None:
+        self.runtime = runtime
+        self.resolved = 0
+
+    async def run(self) -> None:
+        interval = self.runtime.settings.reconcile_interval_s
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except EngineError:
+                pass
+            except Exception:
+                log.exception("reconciliation failed")
+            await asyncio.sleep(interval)
+
+    async def reconcile_once(self) -> int:
+        """Resolve stale pending orders the engine never saw; returns how many."""
+        rt = self.runtime
+        cutoff = datetime.now(UTC) - timedelta(seconds=rt.settings.reconcile_grace_s)
+        async with rt.db.session() as session:
+            stale = (
+                (
+                    await session.execute(
+                        select(OrderRow.id).where(
+                            OrderRow.status == "pending_new",
+                            OrderRow.created_at < cutoff,
+                            OrderRow.last_sequence == 0,
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        if not stale:
+            return 0
+        # Everything the engine sequenced up to now must be in the database first.
+        health = await rt.call("health", rt.client.health)
+        target = int(health.last_sequence)
+        # The last command may have had no execution events, so "applied through the
+        # target" can stay false; an idle, connected stream after the wait is as good.
+        caught_up = await rt.projection.wait_applied(target, 2.0)
+        if not caught_up and not rt.projection.idle():
+            return 0
+        resolved = 0
+        for order_id in stale:
+            live = await rt.call("get_order", partial(rt.client.get_order, order_id))
+            if live.found:
+                continue
+            if await self._reject(order_id):
+                resolved += 1
+        self.resolved += resolved
+        if resolved:
+            log.warning("reconciliation rejected %d order(s) the engine never saw", resolved)
+        return resolved
+
+    async def _reject(self, order_id: int) -> bool:
+        rt = self.runtime
+        async with rt.db.session() as session, write_transaction(session):
+            order = (
+                await session.execute(
+                    select(OrderRow).where(OrderRow.id == order_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if order is None or order.status != "pending_new" or order.last_sequence != 0:
+                return False
+            account = (
+                await session.execute(
+                    select(Account).where(Account.id == order.account_id).with_for_update()
+                )
+            ).scalar_one()
+            account.reserved_cash = account.reserved_cash - order.reserved
+            order.reserved = Decimal(0)
+            order.status = "rejected"
+            order.reason = "engine_unavailable"
+            order.leaves_lots = 0
+            order.updated_at = datetime.now(UTC)
+        if rt.hub is not None:
+            rt.hub.order_changed(order)
+        return True

@@ -1,0 +1,223 @@
+"""The trading layer's long-lived state: engine client, instruments, projection,
+reconciliation, market-data relay and WebSocket hub, started by `lifespan`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from hft.api.trading import metrics
+from hft.api.trading.config import TradingSettings
+from hft.api.trading.projection import FeeSchedule, Projection
+from hft.db.models.trading import InstrumentRow
+from hft.db.session import Database, write_transaction
+from hft.engine.client import EngineClient, EngineUnavailable, ExecutionSubscriber
+from hft.engine.pb import engine_pb2 as pb
+from hft.services.instruments import InstrumentInfo
+
+log = logging.getLogger("hft.api.trading")
+
+T = TypeVar("T")
+
+_runtime: TradingRuntime | None = None
+
+
+def current_runtime() -> TradingRuntime | None:
+    return _runtime
+
+
+def require_runtime() -> TradingRuntime:
+    """The running trading layer; RuntimeError outside the app's lifespan."""
+    if _runtime is None:
+        raise RuntimeError("the trading layer is not running")
+    return _runtime
+
+
+def info_from_pb(inst: pb.Instrument) -> InstrumentInfo:
+    return InstrumentInfo(
+        symbol_id=inst.symbol_id,
+        symbol=inst.symbol,
+        tick_size=Decimal(inst.tick_size),
+        lot_size=Decimal(inst.lot_size),
+        min_qty=inst.min_quantity,
+        max_qty=inst.max_quantity,
+        band_bps=inst.price_band_bps,
+        reference_price=inst.reference_price,
+        trading=inst.status != pb.INSTRUMENT_STATUS_HALTED,
+    )
+
+
+def info_from_row(row: InstrumentRow) -> InstrumentInfo:
+    return InstrumentInfo(
+        symbol_id=row.symbol_id,
+        symbol=row.symbol,
+        tick_size=row.tick_size,
+        lot_size=row.lot_size,
+        min_qty=row.min_qty,
+        max_qty=row.max_qty,
+        band_bps=row.band_bps,
+        reference_price=row.last_price or row.reference_price,
+        trading=row.status == "trading",
+    )
+
+
+class TradingRuntime:
+    """Everything the trading routes need beyond the request."""
+
+    def __init__(self, db: Database, engine_address: str, trading: TradingSettings) -> None:
+        self.db = db
+        self.engine_address = engine_address
+        self.settings = trading
+        self.client = EngineClient(engine_address, timeout=trading.engine_timeout_s)
+        self.instruments: dict[str, InstrumentInfo] = {}
+        self.fees = FeeSchedule(
+            trading.maker_fee_bps, trading.taker_fee_bps, trading.money_decimals
+        )
+        self.projection = Projection(
+            db.sessionmaker,
+            lambda seq: ExecutionSubscriber(engine_address, seq),
+            self.fees,
+            batch=trading.projection_batch,
+        )
+        self._engine_state = "unavailable"
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.time()
+        # set by the market-data relay and the WebSocket hub modules
+        self.relay: Any = None
+        self.hub: Any = None
+
+    # -- engine -------------------------------------------------------------------
+    def engine_status(self) -> str:
+        return self._engine_state
+
+    def mark_unavailable(self) -> None:
+        self._engine_state = "unavailable"
+
+    async def call(self, name: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Call the engine, timing the round trip; EngineUnavailable marks it down."""
+        start = time.perf_counter()
+        try:
+            result = await fn()
+        except EngineUnavailable:
+            self._engine_state = "unavailable"
+            raise
+        finally:
+            metrics.ENGINE_RTT.labels(name).observe(time.perf_counter() - start)
+        return result
+
+    async def _monitor(self) -> None:
+        while True:
+            try:
+                health = await self.client.health()
+                serving = health.status == pb.HealthCheckResponse.STATUS_SERVING
+                state = "ok" if serving else "recovering"
+                if state == "ok" and not self.instruments_synced:
+                    await self.sync_instruments()
+                self._engine_state = state
+            except EngineUnavailable:
+                self._engine_state = "unavailable"
+            except Exception:
+                log.exception("engine health check failed")
+                self._engine_state = "unavailable"
+            await asyncio.sleep(1.0 if self._engine_state == "ok" else 0.3)
+
+    # -- instruments ----------------------------------------------------------------
+    instruments_synced = False
+
+    async def load_instruments(self) -> None:
+        async with self.db.session() as session:
+            rows = (await session.execute(select(InstrumentRow))).scalars().all()
+        self.instruments = {r.symbol: info_from_row(r) for r in rows}
+
+    async def sync_instruments(self) -> None:
+        """Copy the engine's instruments into the database and the cache."""
+        listed = await self.client.list_instruments()
+        async with self.db.session() as session, write_transaction(session):
+            existing = {
+                r.symbol: r for r in (await session.execute(select(InstrumentRow))).scalars()
+            }
+            for inst in listed.instruments:
+                row = existing.get(inst.symbol)
+                if row is None:
+                    row = InstrumentRow(symbol=inst.symbol)
+                    session.add(row)
+                row.symbol_id = inst.symbol_id
+                row.tick_size = Decimal(inst.tick_size)
+                row.lot_size = Decimal(inst.lot_size)
+                row.min_qty = inst.min_quantity
+                row.max_qty = inst.max_quantity
+                row.band_bps = inst.price_band_bps
+                row.reference_price = inst.reference_price
+                row.status = "halted" if inst.status == pb.INSTRUMENT_STATUS_HALTED else "trading"
+        self.instruments = {i.symbol: info_from_pb(i) for i in listed.instruments}
+        self.instruments_synced = True
+
+    def note_trade_price(self, symbol: str, ticks: int) -> None:
+        """Keep the cached reference price (the engine's band centre) current."""
+        inst = self.instruments.get(symbol)
+        if inst is not None and inst.reference_price != ticks:
+            from dataclasses import replace
+
+            self.instruments[symbol] = replace(inst, reference_price=ticks)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+        self._tasks[-1].set_name(name)
+
+    async def start(self) -> None:
+        await self.load_instruments()
+        with contextlib.suppress(EngineUnavailable):
+            await self.sync_instruments()
+            self._engine_state = "ok"
+        await self.projection.start()
+        self.spawn(self._monitor(), "engine-monitor")
+        from hft.api.trading.reconcile import Reconciler
+
+        self.reconciler = Reconciler(self)
+        self.spawn(self.reconciler.run(), "reconcile")
+        from hft.api.trading.relay import MarketDataRelay
+
+        self.relay = MarketDataRelay(self)
+        self.spawn(self.relay.run(), "market-data")
+        from hft.api.trading.ws import Hub
+
+        self.hub = Hub(self)
+        self.projection.listeners.append(self.hub.on_applied)
+
+    async def stop(self) -> None:
+        await self.projection.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.hub is not None:
+            await self.hub.close()
+        with contextlib.suppress(Exception):
+            await self.client.close()
+
+
+async def start_runtime(app: Any) -> TradingRuntime:
+    """Build and start the runtime from ``app.state.settings`` and ``app.state.db``."""
+    global _runtime
+    settings = app.state.settings
+    runtime = TradingRuntime(app.state.db, settings.engine_address, settings.trading)
+    _runtime = runtime
+    app.state.trading = runtime
+    await runtime.start()
+    return runtime
+
+
+async def stop_runtime(runtime: TradingRuntime) -> None:
+    global _runtime
+    await runtime.stop()
+    if _runtime is runtime:
+        _runtime = None
