@@ -288,7 +288,7 @@ class Engine:
             raise ValueError("commands must be a 1-D array")
         raw = np.ascontiguousarray(commands).view(np.uint8)
         self.core.clear_events()
-        self.core.process(raw)
+        self.core.process(raw.data)
         return self.core.take_events().view(EVENT_DTYPE)
 
     # ------------------------------------------------------------------ queries

@@ -1,0 +1,138 @@
+"""`hft bench`: generate workloads and run benchmark modules (see `hft.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import hft.bench
+from hft.bench import report, workload
+
+# Helper modules of the package, never benchmarks themselves.
+_NOT_BENCHMARKS = {"cli", "workload", "report"}
+
+
+def available_modules() -> list[str]:
+    """Names of the benchmark modules present in hft.bench, core first."""
+    names = [
+        m.name
+        for m in pkgutil.iter_modules(hft.bench.__path__)
+        if m.name not in _NOT_BENCHMARKS and not m.name.startswith("_")
+    ]
+    return sorted(names, key=lambda n: (n != "core", n))
+
+
+def _load(name: str) -> ModuleType | None:
+    try:
+        module = importlib.import_module(f"hft.bench.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"hft.bench.{name}":
+            return None
+        raise
+    return module if callable(getattr(module, "run", None)) else None
+
+
+def _parser_for(modules: list[ModuleType], prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog)
+    for m in modules:
+        add: Callable[[argparse.ArgumentParser], None] | None = getattr(m, "add_arguments", None)
+        if add is not None:
+            add(parser)
+    return parser
+
+
+def _table(result: dict[str, Any]) -> str:
+    rows = result.get("rows") or []
+    return report.markdown_table(rows) if rows else ""
+
+
+def _workload_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="hft bench workload", description="Write a seeded order-flow workload (.npy + .csv)."
+    )
+    p.add_argument("--ops", type=int, default=1_000_000, help="number of operations")
+    p.add_argument("--symbols", type=int, default=1, help="number of symbols (ids 1..K)")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--out", required=True, help="output file; FILE.npy and FILE.csv are written")
+    args = p.parse_args(argv)
+    if args.ops < 0 or args.symbols < 1:
+        p.error("--ops must be >= 0 and --symbols >= 1")
+    t0 = time.perf_counter()
+    cmds = workload.generate(args.ops, args.symbols, args.seed)
+    paths = workload.save(cmds, args.out)
+    print(
+        json.dumps(
+            {
+                "ops": len(cmds),
+                "symbols": args.symbols,
+                "seed": args.seed,
+                "files": [str(x) for x in paths],
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+    )
+    return 0
+
+
+def _run_one(name: str, argv: list[str]) -> int:
+    module = _load(name)
+    if module is None:
+        print(f"hft bench: no benchmark module {name!r}", file=sys.stderr)
+        return 2
+    args = _parser_for([module], f"hft bench {name}").parse_args(argv)
+    result = module.run(args)
+    table = _table(result)
+    if table:
+        print(table, file=sys.stderr)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _all_main(argv: list[str]) -> int:
+    modules = [(n, m) for n in available_modules() if (m := _load(n)) is not None]
+    parser = _parser_for([m for _, m in modules], "hft bench all")
+    parser.add_argument("--report", help="write a markdown report to this file")
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, Any]] = {}
+    for name, module in modules:
+        print(f"hft bench: running {name} ...", file=sys.stderr, flush=True)
+        try:
+            results[name] = module.run(args)
+        except Exception as exc:  # one failing benchmark must not lose the others
+            results[name] = {"title": name, "error": f"{type(exc).__name__}: {exc}"}
+        table = _table(results[name])
+        if table:
+            print(table, file=sys.stderr)
+    print(json.dumps(results, indent=2, default=str))
+    if args.report:
+        command = "hft bench all " + shlex.join(argv)
+        Path(args.report).write_text(report.render(results, command))
+        print(f"hft bench: report written to {args.report}", file=sys.stderr)
+    return 0 if all("error" not in r for r in results.values()) else 1
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `hft bench`."""
+    names = available_modules()
+    if not argv or argv[0] in {"-h", "--help"}:
+        print("usage: hft bench {workload,all," + ",".join(names) + "} [options]")
+        print("\n  workload   write a seeded workload (.npy + .csv)")
+        print("  all        run every benchmark module; --report FILE writes markdown")
+        for n in names:
+            print(f"  {n:<10} run the {n} benchmark (JSON on stdout, table on stderr)")
+        return 0
+    what, rest = argv[0], argv[1:]
+    if what == "workload":
+        return _workload_main(rest)
+    if what == "all":
+        return _all_main(rest)
+    return _run_one(what, rest)
