@@ -452,8 +452,19 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
     async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.GetStatsResponse:
         svc = self.svc
         st = svc.stats
+        state_hash = 0
+        seq = svc.durable_seq
+        if svc.state is State.SERVING and svc.engine is not None:
+            seq = svc.processed_seq
+            state_hash = svc.engine.state_hash()
+            await svc.wait_durable(seq)
         return pb.GetStatsResponse(
-            last_sequence=svc.durable_seq,
+            state_hash=state_hash,
+            queue_depth=svc.queue_depth(),
+            last_snapshot_sequence=svc.last_snapshot_seq,
+            recovery_seconds=svc.recovery_seconds,
+            replayed_commands=svc.replayed_commands,
+            last_sequence=seq,
             commands=st.commands,
             orders=st.orders,
             trades=st.trades,

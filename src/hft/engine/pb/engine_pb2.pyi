@@ -1260,6 +1260,11 @@ class GetStatsResponse(_message.Message):
     JOURNAL_BATCHES_FIELD_NUMBER: _builtins.int
     SNAPSHOTS_FIELD_NUMBER: _builtins.int
     UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
+    STATE_HASH_FIELD_NUMBER: _builtins.int
+    QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
+    LAST_SNAPSHOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    RECOVERY_SECONDS_FIELD_NUMBER: _builtins.int
+    REPLAYED_COMMANDS_FIELD_NUMBER: _builtins.int
     last_sequence: _builtins.int
     commands: _builtins.int
     orders: _builtins.int
@@ -1269,6 +1274,15 @@ class GetStatsResponse(_message.Message):
     journal_batches: _builtins.int
     snapshots: _builtins.int
     uptime_seconds: _builtins.float
+    state_hash: _builtins.int
+    """the core's state hash at last_sequence (docs/engine-semantics.md)"""
+    queue_depth: _builtins.int
+    """commands waiting for the sequencer"""
+    last_snapshot_sequence: _builtins.int
+    recovery_seconds: _builtins.float
+    """time the last start spent in recovery"""
+    replayed_commands: _builtins.int
+    """journal commands replayed at the last start"""
     @_builtins.property
     def processing(self) -> Global___LatencyStats:
         """receipt to events ready, inside the engine"""
@@ -1291,10 +1305,15 @@ class GetStatsResponse(_message.Message):
         journal_batches: _builtins.int = ...,
         snapshots: _builtins.int = ...,
         uptime_seconds: _builtins.float = ...,
+        state_hash: _builtins.int = ...,
+        queue_depth: _builtins.int = ...,
+        last_snapshot_sequence: _builtins.int = ...,
+        recovery_seconds: _builtins.float = ...,
+        replayed_commands: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["journal", b"journal", "processing", b"processing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commands", b"commands", "journal", b"journal", "journal_batches", b"journal_batches", "last_sequence", b"last_sequence", "live_orders", b"live_orders", "orders", b"orders", "processing", b"processing", "rejects", b"rejects", "snapshots", b"snapshots", "trades", b"trades", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commands", b"commands", "journal", b"journal", "journal_batches", b"journal_batches", "last_sequence", b"last_sequence", "last_snapshot_sequence", b"last_snapshot_sequence", "live_orders", b"live_orders", "orders", b"orders", "processing", b"processing", "queue_depth", b"queue_depth", "recovery_seconds", b"recovery_seconds", "rejects", b"rejects", "replayed_commands", b"replayed_commands", "snapshots", b"snapshots", "state_hash", b"state_hash", "trades", b"trades", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
