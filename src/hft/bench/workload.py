@@ -17,7 +17,7 @@ ids 1, 2, 3, ... (never reused); `ts` advances 1 µs per operation. "Live" is ex
 generator replays what it has generated through a matching engine in chunks (the C++
 core when built, otherwise the reference book: same semantics, same stream) and drops
 filled or self-trade-cancelled orders from its live set, so a cancel or amend hits an
-order filled earlier in the same 1024-operation chunk only rarely.
+order filled earlier in the same 256-operation chunk only rarely.
 
 The same (ops, symbols, seed) always yields the same array. Instruments are symbol ids
 1..K named ``S1``..``SK``, min 1 and max 1e9 lots, no price band, trading
@@ -47,7 +47,7 @@ from hft.engine import (
 
 START_MID = 100_000
 ACCOUNTS = 1000
-CHUNK = 1024
+CHUNK = 256
 # Cumulative thresholds of the operation mix (see the module docstring).
 _MIX = np.cumsum([0.58, 0.25, 0.10, 0.05, 0.02])
 CSV_FIELDS = tuple(n for n in COMMAND_DTYPE.names or () if not n.startswith("_"))
@@ -102,17 +102,18 @@ def generate(ops: int, symbols: int = 1, seed: int = 0) -> np.ndarray[Any, Any]:
 
     for start in range(0, ops, CHUNK):
         n = min(CHUNK, ops - start)
-        u = rng.random(n).tolist()
-        sym = rng.integers(1, symbols + 1, size=n).tolist()
-        drift = rng.integers(-1, 2, size=n).tolist()
-        drift_on = (rng.random(n) < 0.05).tolist()
-        side = rng.integers(1, 3, size=n).tolist()
-        acct = rng.integers(1, ACCOUNTS + 1, size=n).tolist()
-        offset = rng.integers(1, 31, size=n).tolist()
-        levels = rng.integers(1, 4, size=n).tolist()
-        small = rng.integers(1, 21, size=n).tolist()
-        large = rng.integers(5, 61, size=n).tolist()
-        pick = rng.random(n).tolist()
+        # Always draw whole chunks, so a longer stream starts with the shorter one.
+        u = rng.random(CHUNK).tolist()
+        sym = rng.integers(1, symbols + 1, size=CHUNK).tolist()
+        drift = rng.integers(-1, 2, size=CHUNK).tolist()
+        drift_on = (rng.random(CHUNK) < 0.05).tolist()
+        side = rng.integers(1, 3, size=CHUNK).tolist()
+        acct = rng.integers(1, ACCOUNTS + 1, size=CHUNK).tolist()
+        offset = rng.integers(1, 31, size=CHUNK).tolist()
+        levels = rng.integers(1, 4, size=CHUNK).tolist()
+        small = rng.integers(1, 21, size=CHUNK).tolist()
+        large = rng.integers(5, 61, size=CHUNK).tolist()
+        pick = rng.random(CHUNK).tolist()
         rows = []
         for j in range(n):
             s = sym[j]

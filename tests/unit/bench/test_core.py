@@ -1,0 +1,104 @@
+"""`hft bench core` and `hft bench all`: structure and consistency, never speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from hft.bench import cli, report
+from hft.bench import core as bench_core
+from hft.engine import core_available
+
+pytestmark = pytest.mark.skipif(not core_available(), reason="hft._core is not built")
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    bench_core.add_arguments(p)
+    args = p.parse_args(
+        ["--ops", "3000", "--ref-ops", "1500", "--resting", "2000", "--chunk", "500"]
+    )
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
+
+
+def test_core_benchmark_paths_agree() -> None:
+    result = bench_core.run(_args())
+    batch, per_call, ref = result["results"]
+    assert (batch["path"], per_call["path"], ref["path"]) == ("batch", "per_call", "reference")
+    assert batch["ops"] == per_call["ops"] == 3000
+    # Both paths ran the same commands: the same trades and the same final state.
+    assert batch["trades"] == per_call["trades"] > 0
+    assert batch["state_hash"] == per_call["state_hash"]
+    assert ref["same_state_as_core"] is True
+    for r in (batch, per_call):
+        assert r["p50_ns"] <= r["p99_ns"] <= r["p999_ns"] <= r["max_ns"]
+        assert r["ops_per_s"] > 0
+    assert result["resting_memory"]["resting_orders"] == 2000
+    assert result["peak_rss_mb"] > 0
+    assert [row["path"] for row in result["rows"]] == ["batch", "per_call", "reference"]
+    json.dumps(result)
+
+
+def test_missing_native_binary_is_reported(tmp_path: Path) -> None:
+    result = bench_core.run(_args(native=str(tmp_path / "nope"), ref_ops=0, resting=0))
+    assert "not found" in result["native"]["error"]
+    assert any("native" in n for n in result["notes"])
+
+
+def test_cli_workload_then_core_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "w.npy"
+    assert (
+        cli.main(["workload", "--ops", "2000", "--symbols", "2", "--seed", "4", "--out", str(out)])
+        == 0
+    )
+    info = json.loads(capsys.readouterr().out)
+    assert info["ops"] == 2000
+    assert out.exists()
+    assert out.with_suffix(".csv").exists()
+    argv = ["core", "--workload", str(out.with_suffix(".csv")), "--ref-ops", "0", "--resting", "0"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["ops"] == 2000
+    assert "| batch |" in captured.err
+
+
+def test_bench_all_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "bench.md"
+    argv = ["all", "--ops", "2000", "--ref-ops", "0", "--resting", "1000", "--report", str(target)]
+    code = cli.main(argv)
+    results = json.loads(capsys.readouterr().out)
+    assert "core" in results
+    text = target.read_text()
+    assert "## Machine" in text
+    assert "hft bench all --ops 2000" in text
+    assert "## Matching core" in text
+    assert "| batch |" in text
+    # Other areas' benchmark modules may be present; whatever ran is in the report.
+    assert code == (0 if all("error" not in r for r in results.values()) else 1)
+
+
+def test_module_discovery() -> None:
+    names = cli.available_modules()
+    assert names[0] == "core"
+    assert not {"cli", "workload", "report"} & set(names)
+    assert cli.main(["no_such_benchmark"]) == 2
+
+
+def test_report_render_handles_errors_and_tables() -> None:
+    text = report.render(
+        {
+            "x": {"title": "X bench", "rows": [{"a": 1, "b": "p|q"}, {"a": 2.5, "c": 3}]},
+            "y": {"title": "Y bench", "error": "RuntimeError: boom"},
+        },
+        "hft bench all",
+    )
+    assert "| a | b | c |" in text
+    assert "p\\|q" in text
+    assert "Failed: `RuntimeError: boom`" in text
+    assert "CPU" in text
