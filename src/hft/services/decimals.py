@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from hft.services.errors import InvalidInputError
 
 # Digits, an optional single point, optional leading minus. No exponent, no spaces.
-_DECIMAL_RE = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)$")
+_DECIMAL_RE = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 MAX_DECIMAL_CHARS = 40
 MAX_INTEGER_DIGITS = 18
 

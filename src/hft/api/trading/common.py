@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import orjson
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 
 from hft.api.errors import ApiError, error_responses
@@ -53,3 +54,12 @@ def parse_id(value: str) -> int | None:
         return None
     number = int(value)
     return number if 0 < number < (1 << 63) else None
+
+
+class FastJSON(Response):
+    """A JSON response serialized with orjson (the handlers build plain dicts)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

@@ -7,12 +7,11 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import select
 
 from hft.api.deps import SessionDep
 from hft.api.errors import ApiError
-from hft.api.trading.common import RuntimeDep, engine_unavailable, errors
+from hft.api.trading.common import FastJSON, RuntimeDep, engine_unavailable, errors
 from hft.api.trading.schemas import (
     BookPublic,
     CandlePublic,
@@ -47,7 +46,7 @@ def _instrument(rt: RuntimeDep, symbol: str) -> InstrumentInfo:
     summary="Tradable instruments",
     responses={429: errors()[429]},
 )
-async def instruments(session: SessionDep, rt: RuntimeDep) -> ORJSONResponse:
+async def instruments(session: SessionDep, rt: RuntimeDep) -> FastJSON:
     rows = (
         await session.execute(select(InstrumentRow).order_by(InstrumentRow.symbol_id))
     ).scalars()
@@ -71,7 +70,7 @@ async def instruments(session: SessionDep, rt: RuntimeDep) -> ORJSONResponse:
                 "status": status,
             }
         )
-    return ORJSONResponse(out)
+    return FastJSON(out)
 
 
 @router.get(
@@ -82,16 +81,16 @@ async def instruments(session: SessionDep, rt: RuntimeDep) -> ORJSONResponse:
 )
 async def book(
     symbol: Symbol, rt: RuntimeDep, depth: Annotated[int, Query(ge=1, le=1000)] = 20
-) -> ORJSONResponse:
+) -> FastJSON:
     inst = _instrument(rt, symbol)
     view = rt.relay.book(symbol, depth) if rt.relay is not None else None
     if view is not None:
-        return ORJSONResponse(view)
+        return FastJSON(view)
     try:
         ob = await rt.call("get_order_book", lambda: rt.client.get_order_book(symbol, depth))
     except EngineUnavailable:
         raise engine_unavailable() from None
-    return ORJSONResponse(
+    return FastJSON(
         {
             "symbol": symbol,
             "sequence": int(ob.sequence),
@@ -116,7 +115,7 @@ async def trades(
     session: SessionDep,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ORJSONResponse:
+) -> FastJSON:
     inst = _instrument(rt, symbol)
     rows = (
         await session.execute(
@@ -126,7 +125,7 @@ async def trades(
             .limit(limit)
         )
     ).scalars()
-    return ORJSONResponse(
+    return FastJSON(
         [
             {
                 "trade_id": str(t.trade_id),
@@ -153,7 +152,7 @@ async def candles(
     interval: Annotated[str, Query(pattern="^(1s|1m|5m|1h)$")] = "1m",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     end: Annotated[datetime | None, Query(description="candles starting before this")] = None,
-) -> ORJSONResponse:
+) -> FastJSON:
     _instrument(rt, symbol)
     if interval not in INTERVALS:
         raise ApiError(422, "invalid_interval", "unknown interval", "interval")
@@ -165,4 +164,4 @@ async def candles(
         (await session.execute(stmt.order_by(CandleRow.start.desc()).limit(limit))).scalars()
     )
     rows.reverse()
-    return ORJSONResponse([candle_public(c) for c in rows])
+    return FastJSON([candle_public(c) for c in rows])

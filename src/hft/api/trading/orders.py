@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +22,7 @@ from hft.api.deps import ClientIp, CurrentUser, RequestId, SessionDep
 from hft.api.errors import ApiError
 from hft.api.trading.body import JsonNumber, check_fields, read_object
 from hft.api.trading.common import (
+    FastJSON,
     RuntimeDep,
     api_error,
     body_doc,
@@ -133,7 +133,7 @@ def _same_request(order: OrderRow, spec: OrderSpec) -> bool:
     )
 
 
-async def _replay(rt: TradingRuntime, order: OrderRow, spec: OrderSpec) -> ORJSONResponse:
+async def _replay(rt: TradingRuntime, order: OrderRow, spec: OrderSpec) -> FastJSON:
     if not _same_request(order, spec):
         raise ApiError(
             409,
@@ -142,7 +142,7 @@ async def _replay(rt: TradingRuntime, order: OrderRow, spec: OrderSpec) -> ORJSO
             "client_order_id",
         )
     view = await order_view(rt, order.id, with_fills=True)
-    return ORJSONResponse(view, status_code=200, headers={"Idempotent-Replay": "true"})
+    return FastJSON(view, status_code=200, headers={"Idempotent-Replay": "true"})
 
 
 @router.post(
@@ -164,7 +164,7 @@ async def create_order(
     rt: RuntimeDep,
     ip: ClientIp,
     request_id: RequestId,
-) -> ORJSONResponse:
+) -> FastJSON:
     """Validate, risk-check and reserve, send to the engine, and answer with the order
     once its executions are in the database."""
     body = await read_object(request)
@@ -286,7 +286,7 @@ async def create_order(
         return await _replay(rt, known, spec)
     order_id = order.id
     if no_liquidity:
-        return ORJSONResponse(await order_view(rt, order_id, with_fills=True), status_code=201)
+        return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
     req = order_request(
         order_id,
         account_id,
@@ -309,10 +309,10 @@ async def create_order(
         # Refused before sequencing: the engine never had it.
         await _reject_unsequenced(rt, order_id, "engine_refused")
         log.error("engine refused order %s: %s", order_id, exc)
-        return ORJSONResponse(await order_view(rt, order_id, with_fills=True), status_code=201)
+        return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
-    return ORJSONResponse(await order_view(rt, order_id, with_fills=True), status_code=201)
+    return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
 
 
 async def _reject_unsequenced(rt: TradingRuntime, order_id: int, reason: str) -> None:
@@ -341,7 +341,7 @@ async def list_orders(
     status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all",
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ORJSONResponse:
+) -> FastJSON:
     account_id = await _account_id(session, user.id)
     stmt = select(OrderRow).where(OrderRow.account_id == account_id)
     if status == "open":
@@ -351,7 +351,7 @@ async def list_orders(
     if symbol:
         stmt = stmt.where(OrderRow.symbol == symbol)
     rows = (await session.execute(stmt.order_by(OrderRow.id.desc()).limit(limit))).scalars()
-    return ORJSONResponse([order_public(o, rt.instruments.get(o.symbol)) for o in rows])
+    return FastJSON([order_public(o, rt.instruments.get(o.symbol)) for o in rows])
 
 
 async def _order_or_404(session: Any, account_id: int, order_id: str) -> OrderRow:
@@ -370,7 +370,7 @@ async def _order_or_404(session: Any, account_id: int, order_id: str) -> OrderRo
 )
 async def get_order_by_client_id(
     client_order_id: str, user: CurrentUser, session: SessionDep, rt: RuntimeDep
-) -> ORJSONResponse:
+) -> FastJSON:
     account_id = await _account_id(session, user.id)
     order = (
         await order_by_client_id(session, account_id, client_order_id)
@@ -380,7 +380,7 @@ async def get_order_by_client_id(
     if order is None:
         raise ApiError(404, "order_not_found", "no such order")
     fills = await fills_of(session, order.id)
-    return ORJSONResponse(order_public(order, rt.instruments.get(order.symbol), fills))
+    return FastJSON(order_public(order, rt.instruments.get(order.symbol), fills))
 
 
 @router.get(
@@ -391,11 +391,11 @@ async def get_order_by_client_id(
 )
 async def get_order(
     order_id: str, user: CurrentUser, session: SessionDep, rt: RuntimeDep
-) -> ORJSONResponse:
+) -> FastJSON:
     account_id = await _account_id(session, user.id)
     order = await _order_or_404(session, account_id, order_id)
     fills = await fills_of(session, order.id)
-    return ORJSONResponse(order_public(order, rt.instruments.get(order.symbol), fills))
+    return FastJSON(order_public(order, rt.instruments.get(order.symbol), fills))
 
 
 def _not_open(order: OrderRow) -> ApiError:
@@ -415,7 +415,7 @@ async def cancel_order(
     rt: RuntimeDep,
     ip: ClientIp,
     request_id: RequestId,
-) -> ORJSONResponse:
+) -> FastJSON:
     account_id = await _account_id(session, user.id)
     order = await _order_or_404(session, account_id, order_id)
     if order.status not in OPEN_STATUSES:
@@ -439,7 +439,7 @@ async def cancel_order(
     view = await order_view(rt, oid, with_fills=True)
     if not resp.accepted and view["status"] not in ("canceled",):
         raise ApiError(409, "order_not_open", f"order {oid} is {view['status']}; not canceled")
-    return ORJSONResponse(view)
+    return FastJSON(view)
 
 
 @router.delete(
@@ -455,7 +455,7 @@ async def cancel_all(
     ip: ClientIp,
     request_id: RequestId,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
-) -> ORJSONResponse:
+) -> FastJSON:
     account_id = await _account_id(session, user.id)
     if symbol and symbol not in rt.instruments:
         raise ApiError(422, "unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
@@ -492,7 +492,7 @@ async def cancel_all(
             if ids
             else []
         )
-    return ORJSONResponse(
+    return FastJSON(
         {
             "canceled": int(resp.canceled_count),
             "orders": [order_public(o, rt.instruments.get(o.symbol)) for o in rows],
@@ -515,7 +515,7 @@ async def amend_order(
     rt: RuntimeDep,
     ip: ClientIp,
     request_id: RequestId,
-) -> ORJSONResponse:
+) -> FastJSON:
     """Reducing the quantity at the same price keeps the order's queue place; a price
     change or an increase re-queues it (and it may trade)."""
     body = await read_object(request)
@@ -600,7 +600,7 @@ async def amend_order(
             raise ApiError(409, "order_not_open", f"order {oid} is no longer open")
         status = 403 if reason == "kill_switch" else 422
         raise ApiError(status, reason, f"amend rejected by the engine: {reason}")
-    return ORJSONResponse(await order_view(rt, oid, with_fills=True))
+    return FastJSON(await order_view(rt, oid, with_fills=True))
 
 
 @router.get(
@@ -615,13 +615,13 @@ async def list_fills(
     rt: RuntimeDep,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ORJSONResponse:
+) -> FastJSON:
     account_id = await _account_id(session, user.id)
     stmt = select(FillRow).where(FillRow.account_id == account_id)
     if symbol:
         stmt = stmt.where(FillRow.symbol == symbol)
     rows = (await session.execute(stmt.order_by(FillRow.id.desc()).limit(limit))).scalars()
-    return ORJSONResponse([fill_public(f, rt.instruments.get(f.symbol)) for f in rows])
+    return FastJSON([fill_public(f, rt.instruments.get(f.symbol)) for f in rows])
 
 
 __all__ = ["router"]

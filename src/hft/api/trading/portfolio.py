@@ -6,13 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hft.api.deps import CurrentUser, SessionDep
 from hft.api.errors import ApiError
-from hft.api.trading.common import RuntimeDep, errors
+from hft.api.trading.common import FastJSON, RuntimeDep, errors
 from hft.api.trading.repo import account_of_user
 from hft.api.trading.runtime import TradingRuntime
 from hft.api.trading.schemas import AccountPublic, PortfolioPublic, PositionPublic, money, qty_str
@@ -93,10 +92,10 @@ async def portfolio_of(
     summary="The caller's positions, marked to the last trade",
     responses=errors(404),
 )
-async def positions(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> ORJSONResponse:
+async def positions(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> FastJSON:
     account = await _account(session, user.id)
     doc = await portfolio_of(rt, session, account)
-    return ORJSONResponse(doc["positions"])
+    return FastJSON(doc["positions"])
 
 
 @router.get(
@@ -105,9 +104,9 @@ async def positions(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> O
     summary="Cash, positions, P&L and equity",
     responses=errors(404),
 )
-async def portfolio(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> ORJSONResponse:
+async def portfolio(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> FastJSON:
     account = await _account(session, user.id)
-    return ORJSONResponse(await portfolio_of(rt, session, account))
+    return FastJSON(await portfolio_of(rt, session, account))
 
 
 @router.get(
@@ -116,10 +115,10 @@ async def portfolio(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> O
     summary="Cash, reservations, buying power and equity",
     responses=errors(404),
 )
-async def account_view(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> ORJSONResponse:
+async def account_view(user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> FastJSON:
     account = await _account(session, user.id)
     doc = await portfolio_of(rt, session, account)
-    return ORJSONResponse(
+    return FastJSON(
         {
             "user_id": str(user.id),
             "account_id": str(account.id),

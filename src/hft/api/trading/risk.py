@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +12,14 @@ from hft.api.audit import record
 from hft.api.deps import AdminUser, ClientIp, CurrentUser, RequestId, SessionDep
 from hft.api.errors import ApiError
 from hft.api.trading.body import JsonNumber, check_fields, int_field, read_object
-from hft.api.trading.common import RuntimeDep, body_doc, engine_unavailable, errors, parse_id
+from hft.api.trading.common import (
+    FastJSON,
+    RuntimeDep,
+    body_doc,
+    engine_unavailable,
+    errors,
+    parse_id,
+)
 from hft.api.trading.repo import account_of_user, effective_limits, limit_rows
 from hft.api.trading.schemas import (
     KillSwitch,
@@ -92,7 +98,7 @@ async def get_limits(
     session: SessionDep,
     rt: RuntimeDep,
     user_id: Annotated[str | None, Query(max_length=20)] = None,
-) -> ORJSONResponse:
+) -> FastJSON:
     if user_id is not None and user_id != str(user.id):
         if user.role != "admin":
             raise ApiError(404, "user_not_found", "no such user", "user_id")
@@ -103,7 +109,7 @@ async def get_limits(
         if found is None:
             raise ApiError(404, "account_not_found", "this user has no trading account")
         account = found
-    return ORJSONResponse(await _view(rt, session, target_id, account))
+    return FastJSON(await _view(rt, session, target_id, account))
 
 
 @router.put(
@@ -120,7 +126,7 @@ async def put_limits(
     rt: RuntimeDep,
     ip: ClientIp,
     request_id: RequestId,
-) -> ORJSONResponse:
+) -> FastJSON:
     """Fields left out keep their value; null means unlimited on the defaults and "use
     the default" on a user's limits."""
     body = await read_object(request)
@@ -188,12 +194,12 @@ async def put_limits(
     if target_user is None:
         account_own = await account_of_user(session, admin.id)
         if account_own is None:
-            return ORJSONResponse(
+            return FastJSON(
                 {"effective": None, "account": None, "defaults": _limits_doc(None, row)}
             )
-        return ORJSONResponse(await _view(rt, session, admin.id, account_own))
+        return FastJSON(await _view(rt, session, admin.id, account_own))
     _, account = await _target_account(session, target_user)
-    return ORJSONResponse(await _view(rt, session, target_user, account))
+    return FastJSON(await _view(rt, session, target_user, account))
 
 
 _KILL_FIELDS: dict[str, tuple[type, ...]] = {"user_id": (str, JsonNumber), "enabled": (bool,)}
@@ -213,7 +219,7 @@ async def kill_switch(
     rt: RuntimeDep,
     ip: ClientIp,
     request_id: RequestId,
-) -> ORJSONResponse:
+) -> FastJSON:
     """A user may halt his own account; lifting a halt, or touching another user's
     account, needs the admin role."""
     body = await read_object(request)
@@ -259,7 +265,7 @@ async def kill_switch(
         ) from None
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
-    return ORJSONResponse(
+    return FastJSON(
         {
             "user_id": str(target_user),
             "trading_enabled": not enabled,

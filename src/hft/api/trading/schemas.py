@@ -223,6 +223,16 @@ def price_str(value: Decimal | None, inst: InstrumentInfo | None) -> str | None:
     return str(value.quantize(Decimal(1).scaleb(-inst.price_places)))
 
 
+def avg_price_str(value: Decimal | None, inst: InstrumentInfo | None) -> str | None:
+    """An average price: with the tick's decimals, or more when it needs them."""
+    if value is None:
+        return None
+    text = fmt(value) or "0"
+    if inst is not None and "." in text and len(text.split(".")[1]) > inst.price_places:
+        return text
+    return price_str(value, inst)
+
+
 def qty_str(value: Decimal, inst: InstrumentInfo | None) -> str:
     if inst is None:
         return fmt(value) or "0"
@@ -267,7 +277,7 @@ def order_public(
         "quantity": qty_str(order.quantity, inst),
         "filled_quantity": qty_str(order.filled_quantity, inst),
         "remaining_quantity": qty_str(remaining, inst),
-        "average_price": None if order.average_price is None else fmt(order.average_price),
+        "average_price": avg_price_str(order.average_price, inst),
         "fees": money(order.fees),
         "status": order.status,
         "reason": order.reason,
