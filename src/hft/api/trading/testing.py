@@ -1,0 +1,79 @@
+"""Pytest fixtures and helpers for the trading layer's integration tests.
+
+Import the fixtures into a test module that uses the platform's fixtures
+(tests/integration/api/conftest.py):
+
+    from hft.api.trading.testing import engine, settings_overrides, with_trading
+
+`engine` is a real `hft engine` subprocess per test (its own data directory and port),
+so every test starts from an empty book and an empty execution stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hft.engine.testing import EngineProcess
+
+TRADING_TEST_SETTINGS: dict[str, Any] = {
+    "reconcile_grace_s": 2.0,
+    "reconcile_interval_s": 0.5,
+    "engine_timeout_s": 2.0,
+    "ws_heartbeat_s": 1.0,
+}
+
+
+@pytest.fixture
+def with_trading() -> bool:
+    return True
+
+
+@pytest.fixture
+def trading_overrides() -> dict[str, Any]:
+    """Extra `settings.trading` values for a test module (override to change)."""
+    return {}
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[EngineProcess]:
+    with EngineProcess(tmp_path / "engine", fsync="none") as proc:
+        yield proc
+
+
+@pytest.fixture
+def settings_overrides(engine: EngineProcess, trading_overrides: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "engine_address": engine.address,
+        "trading": {**TRADING_TEST_SETTINGS, **trading_overrides},
+    }
+
+
+async def place(
+    client: httpx.AsyncClient,
+    symbol: str = "AAPL",
+    side: str = "buy",
+    quantity: str = "1",
+    price: str | None = "190.00",
+    *,
+    type: str = "limit",
+    expect: int | None = 201,
+    **extra: Any,
+) -> dict[str, Any]:
+    """POST /orders and return the body (asserting the status when `expect` is set)."""
+    body: dict[str, Any] = {"symbol": symbol, "side": side, "type": type, "quantity": quantity}
+    if price is not None and type == "limit":
+        body["price"] = price
+    body.update(extra)
+    r = await client.post("/api/v1/orders", json=body)
+    if expect is not None:
+        assert r.status_code == expect, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+__all__ = ["engine", "place", "settings_overrides", "trading_overrides", "with_trading"]
