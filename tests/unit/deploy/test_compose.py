@@ -9,16 +9,16 @@ import subprocess
 from importlib import resources
 from typing import Any
 
-import jsonschema
 import pytest
 
-from .conftest import COMPOSE_ENV, COMPOSE_FILE, DEPLOY, REPO, compose_binary
+from .conftest import COMPOSE_ENV, COMPOSE_FILE, DEPLOY, REPO, compose_binary, require_module
 
 CORE = {"postgres", "engine", "backend", "frontend"}
 MONITORING = {"prometheus", "grafana"}
 
 
 def _compose_schema() -> dict[str, Any]:
+    require_module("check_jsonschema", "check-jsonschema==0.39.0")
     # check-jsonschema vendors the official compose-spec schema (with its licence).
     text = (
         resources.files("check_jsonschema")
@@ -31,6 +31,8 @@ def _compose_schema() -> dict[str, Any]:
 
 def _schema_errors(config: dict[str, Any]) -> list[str]:
     schema = _compose_schema()
+    import jsonschema  # installed with check-jsonschema
+
     validator = jsonschema.validators.validator_for(schema)(schema)
     return [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(config)

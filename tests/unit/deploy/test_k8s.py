@@ -6,11 +6,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import K8S, REPO, load_yaml_documents
+from .conftest import K8S, REPO, load_yaml_documents, require_module
+
+require_module("kubernetes_validate", "kubernetes-validate==1.37.0")
+import kubernetes_validate  # noqa: E402
 
 Resources = dict[tuple[str, str], dict[str, Any]]
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -145,6 +147,32 @@ def test_runs_as_non_root(k8s_resources: Resources) -> None:
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         for container in spec["containers"]:
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
+
+
+def test_network_policies_select_pods_and_named_ports(k8s_resources: Resources) -> None:
+    pods = _pod_specs(k8s_resources)
+
+    def ports_of(selector: dict[str, str]) -> set[str]:
+        matching = [s for _, labels, s in pods if selector.items() <= labels.items()]
+        assert len(matching) == 1, f"{selector} selects {len(matching)} workloads"
+        return {p["name"] for c in matching[0]["containers"] for p in c.get("ports", [])}
+
+    policies = {n: d for (k, n), d in k8s_resources.items() if k == "NetworkPolicy"}
+    assert set(policies) == {"hft-engine", "hft-postgres"}
+    for name, policy in policies.items():
+        own_ports = ports_of(policy["spec"]["podSelector"]["matchLabels"])
+        for rule in policy["spec"]["ingress"]:
+            for port in rule["ports"]:
+                assert port["port"] in own_ports, f"{name}: no port {port['port']}"
+            for peer in rule["from"]:
+                if "podSelector" in peer:
+                    ports_of(peer["podSelector"]["matchLabels"])
+    # The engine's order port admits the backend only.
+    (grpc_rule,) = [
+        r for r in policies["hft-engine"]["spec"]["ingress"] if r["ports"][0]["port"] == "grpc"
+    ]
+    (peer,) = grpc_rule["from"]
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "backend"
 
 
 def test_ingress_routes_to_services_with_tls(k8s_resources: Resources) -> None:
