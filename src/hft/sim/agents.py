@@ -356,15 +356,18 @@ class MarketMaker(Agent):
         target = compute_quotes(
             fair, self.inventory, self.params, self.market.spec, self.market.band()
         )
-        for action in plan_requote(self.live, target, self.tolerance_ticks):
-            if self.stop.is_set():
-                return
-            if isinstance(action, Place):
-                await self._send_place(action.quote, throttle=True)
-            elif isinstance(action, Amend):
-                await self._send_amend(action)
-            elif isinstance(action, Cancel):
-                await self._send_cancel(action)
+        actions = plan_requote(self.live, target, self.tolerance_ticks)
+        # Cancels first (they may make room under position and open-order limits), then the
+        # amends and places together: a round trip per ladder, not per quote.
+        cancels = [a for a in actions if isinstance(a, Cancel)]
+        if cancels:
+            await asyncio.gather(*(self._send_cancel(a) for a in cancels))
+        if self.stop.is_set():
+            return
+        sends = [self._send_place(a.quote, throttle=True) for a in actions if isinstance(a, Place)]
+        sends += [self._send_amend(a) for a in actions if isinstance(a, Amend)]
+        if sends:
+            await asyncio.gather(*sends)
 
     async def sync(self) -> None:
         """Every `sync_interval`: reload inventory and drop quotes that are no longer open."""
