@@ -260,14 +260,15 @@ def bench_resting_memory(n: int) -> dict[str, Any]:
     return result
 
 
-def run_native(binary: str, workload_file: Path) -> dict[str, Any]:
-    """Run the native benchmark on the workload file; returns its JSON (or the error)."""
+def run_native(binary: str, *native_args: str) -> dict[str, Any]:
+    """Run the native benchmark (`core_bench WORKLOAD.npy` or `core_bench --resting N`).
+
+    Returns its JSON, or {"error": ...} when the binary is missing or fails.
+    """
     path = Path(binary)
     if not path.is_file():
         return {"error": f"native benchmark {binary} not found (build it with `make bench`)"}
-    proc = subprocess.run(
-        [str(path), str(workload_file)], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([str(path), *native_args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"}
     try:
@@ -295,12 +296,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     native: dict[str, Any] | None = None
     if args.native:
         if args.workload and str(args.workload).endswith(".npy"):
-            native = run_native(args.native, Path(args.workload))
+            native = run_native(args.native, str(args.workload))
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 npy = wl.save(cmds, Path(tmp) / "workload.npy")[0]
-                native = run_native(args.native, npy)
+                native = run_native(args.native, str(npy))
     memory = bench_resting_memory(args.resting) if args.resting > 0 else None
+    native_memory = None
+    if args.native and args.resting > 0:
+        native_memory = run_native(args.native, "--resting", str(args.resting))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rows = [
         {
@@ -336,9 +340,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         notes.append(f"native: {native['error']}")
     if memory:
         notes.append(
-            f"{memory['resting_orders']} resting orders: RSS {memory['rss_mb']} MB "
+            f"{memory['resting_orders']:,} resting orders from Python: RSS {memory['rss_mb']} MB "
             f"({memory['rss_for_orders_mb']} MB for the orders, "
             f"{memory['rss_before_orders_mb']} MB before them)."
+        )
+    if native_memory and "error" not in native_memory:
+        notes.append(
+            f"{native_memory.get('resting_orders', 0):,} resting orders in the native binary: "
+            f"RSS {native_memory.get('rss_mb')} MB "
+            f"({native_memory.get('bytes_per_order')} bytes per order)."
+        )
+    if native and "error" not in native:
+        notes.append(
+            "native: the C++ binary replays the same .npy without Python "
+            f"(repeat {native.get('repeat')}, chunk {native.get('chunk')}); latency per "
+            "operation from rdtsc."
         )
     return {
         "title": TITLE,
@@ -347,6 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "native": native,
         "resting_memory": memory,
+        "native_resting_memory": native_memory,
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "rows": rows,
         "notes": notes,
