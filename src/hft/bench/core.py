@@ -351,10 +351,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"({native_memory.get('bytes_per_order')} bytes per order)."
         )
     if native and "error" not in native:
+        same = native.get("state_hash") == results[0]["state_hash"]
+        native["same_state_as_batch"] = same
         notes.append(
             "native: the C++ binary replays the same .npy without Python "
             f"(repeat {native.get('repeat')}, chunk {native.get('chunk')}); latency per "
-            "operation from rdtsc."
+            "operation from rdtsc; final state hash "
+            + ("equal to" if same else "DIFFERENT from")
+            + " the batch path's."
         )
     return {
         "title": TITLE,

@@ -102,3 +102,32 @@ def test_report_render_handles_errors_and_tables() -> None:
     assert "p\\|q" in text
     assert "Failed: `RuntimeError: boom`" in text
     assert "CPU" in text
+
+
+def _script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "fake_core_bench"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_native_json_is_included_and_cross_checked(tmp_path: Path) -> None:
+    # A stand-in for core_bench: prints the hash the batch path will reach, and its args.
+    first = bench_core.run(_args(ref_ops=0, resting=0))
+    want = first["results"][0]["state_hash"]
+    fake = _script(
+        tmp_path,
+        f'echo "{{\\"ops\\": 3000, \\"ops_per_s\\": 1, \\"state_hash\\": \\"{want}\\", '
+        f'\\"trades\\": 1, \\"arg\\": \\"$1\\"}}"',
+    )
+    result = bench_core.run(_args(native=fake, ref_ops=0, resting=0))
+    assert result["native"]["same_state_as_batch"] is True
+    assert result["native"]["arg"].endswith("workload.npy")
+    assert result["rows"][-1]["path"] == "native (C++)"
+
+
+def test_native_failure_is_reported(tmp_path: Path) -> None:
+    fake = _script(tmp_path, "echo boom >&2; exit 3")
+    assert bench_core.run_native(fake, "x.npy") == {"error": "exit 3: boom"}
+    silent = _script(tmp_path, "echo not json")
+    assert "no JSON" in bench_core.run_native(silent, "x.npy")["error"]
