@@ -82,6 +82,7 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     @initialize(max_orders=st.sampled_from((12, 30, 1 << 20)), default_max=st.sampled_from((0, 4)))
     def setup(self, max_orders: int, default_max: int) -> None:
+        self.max_orders, self.default_max = max_orders, default_max
         self.core = Engine(max_orders=max_orders, default_max_open_orders=default_max)
         self.ref = ReferenceEngine(max_orders=max_orders, default_max_open_orders=default_max)
         for inst in INSTRUMENTS:
@@ -114,6 +115,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         ("max_open_orders", 1),
         ("instrument_status", 1),
         ("expire_day", 1),
+        ("batch", 1),
+        ("snapshot_restore", 1),
     )
     WEIGHTED = tuple(name for name, weight in KINDS for _ in range(weight))
 
@@ -217,6 +220,27 @@ class DifferentialMachine(RuleBasedStateMachine):
     def _expire_day(self, data: st.DataObject) -> None:
         self._both("expire_day", data.draw(symbol_ids))
 
+    def _batch(self, data: st.DataObject) -> None:
+        """A short random batch through `process` on both engines."""
+        seed = data.draw(st.integers(0, 2**32 - 1))
+        cmds = random_commands(np.random.default_rng(seed), data.draw(st.integers(1, 20)))
+        cmds["ts"] += self.ts
+        self.ts += len(cmds)
+        got, want = self.core.process(cmds), self.ref.process(cmds)
+        assert events_from_array(got) == events_from_array(want)
+        STATS["steps"] += len(cmds)
+        STATS["events"] += len(got)
+
+    def _snapshot_restore(self, data: st.DataObject) -> None:
+        """Carry on from restored snapshots: nothing the books do may change."""
+        self.core = Engine.restore(
+            self.core.snapshot(),
+            max_orders=self.max_orders,
+            default_max_open_orders=self.default_max,
+            instruments=INSTRUMENTS,
+        )
+        self.ref = ReferenceEngine.restore(self.ref.snapshot())
+
     @invariant()
     def same_state(self) -> None:
         if not hasattr(self, "ref"):
@@ -230,6 +254,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         for acc in range(1, 5):
             assert self.core.open_orders(acc) == self.ref.open_orders(acc)
         assert self.core.instruments() == self.ref.instruments()
+        for oid in range(0, 52):
+            assert self.core.order(oid) == self.ref.order(oid)
 
 
 def test_differential_state_machine() -> None:
