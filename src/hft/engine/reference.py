@@ -204,7 +204,9 @@ class ReferenceEngine:
         return out
 
     def _emit(self, type: EventType, **fields: int) -> None:
-        self._out.append(Event(type, cmd_index=self._cmd_index, ts=self._ts, **fields))
+        # Plain ints (not IntEnum members), exactly as events read back from the core.
+        values = {k: int(v) for k, v in fields.items()}
+        self._out.append(Event(type, cmd_index=self._cmd_index, ts=self._ts, **values))
 
     def _touch(self, order: _Order, price: int | None = None) -> None:
         key = (order.symbol_id, order.side, order.price if price is None else price)
