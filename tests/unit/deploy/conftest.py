@@ -22,6 +22,7 @@ COMPOSE_FILE = DEPLOY / "compose.yaml"
 COMPOSE_ENV = {
     "HFT_POSTGRES_PASSWORD": "test-postgres-password",
     "HFT_JWT_SECRET": "test-jwt-secret",
+    "HFT_API_KEY_MASTER_KEY": "test-api-key-master-key",
     "HFT_GRAFANA_PASSWORD": "test-grafana-password",
 }
 

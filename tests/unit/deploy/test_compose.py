@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -138,10 +139,15 @@ def test_backend_wiring(compose_config: dict[str, Any]) -> None:
     assert env["HFT_DATABASE_URL"].endswith("@postgres:5432/hft")
     assert env["HFT_ENGINE_ADDRESS"] == "engine:50051"
     # Secrets only by interpolation that fails when unset: no default value in the file.
-    for value in (env["HFT_JWT_SECRET"], env["HFT_DATABASE_URL"]):
-        assert re.search(r"\$\{HFT_[A-Z_]+:\?", value), value
-    frontend = compose_config["services"]["frontend"]["environment"]
-    assert frontend["HFT_BACKEND_UPSTREAM"] == "backend:8000"
+    for key in ("HFT_JWT_SECRET", "HFT_API_KEY_MASTER_KEY", "HFT_DATABASE_URL"):
+        assert re.search(r"\$\{HFT_[A-Z_]+:\?", env[key]), key
+    frontend = compose_config["services"]["frontend"]
+    assert frontend["environment"]["HFT_BACKEND_UPSTREAM"] == "backend:8000"
+    # The backend trusts forwarded client addresses from the frontend only.
+    frontend_ip = frontend["networks"]["default"]["ipv4_address"]
+    assert env["HFT_FORWARDED_ALLOW_IPS"] == frontend_ip
+    subnet = compose_config["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(frontend_ip) in ipaddress.ip_network(subnet)
 
 
 def test_env_example_lists_every_variable_and_no_secret(compose_config: dict[str, Any]) -> None:

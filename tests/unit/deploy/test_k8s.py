@@ -204,6 +204,12 @@ def test_backend_and_frontend_addresses_point_at_services(k8s_resources: Resourc
         assert int(port) in {p["port"] for p in service["spec"]["ports"]}, var
     secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())
     assert "@hft-postgres:5432/" in secret["stringData"]["database-url"]
+    # Every replica must share the secrets the backend would otherwise generate per pod.
+    spec = k8s_resources[("Deployment", "hft-backend")]["spec"]["template"]["spec"]
+    from_secret = {
+        e["name"] for e in spec["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert {"HFT_JWT_SECRET", "HFT_API_KEY_MASTER_KEY", "HFT_DATABASE_URL"} <= from_secret
 
 
 def test_configmap_is_a_valid_platform_config(k8s_resources: Resources) -> None:

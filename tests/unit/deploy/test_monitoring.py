@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from .conftest import DEPLOY, REPO
+from .conftest import DEPLOY, REPO, free_port
 
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "hft-overview.json"
 PROMQL_WORDS = {
@@ -26,11 +32,16 @@ def _exprs() -> list[str]:
     return [t["expr"] for p in _dashboard()["panels"] for t in p["targets"]]
 
 
-def _metric_names(expr: str) -> set[str]:
+def _series(expr: str) -> set[str]:
+    """The hft_ series names a PromQL expression reads, as written (with _bucket)."""
     without_labels = re.sub(r"\{[^}]*\}", "", expr)
     without_strings = re.sub(r'"[^"]*"', "", without_labels)
     names = set(re.findall(r"\b[a-z_][a-z0-9_]*\b", without_strings)) - PROMQL_WORDS
-    return {re.sub(r"_(bucket|count|sum)$", "", n) for n in names if n.startswith("hft_")}
+    return {n for n in names if n.startswith("hft_")}
+
+
+def _metric_names(expr: str) -> set[str]:
+    return {re.sub(r"_(bucket|count|sum)$", "", n) for n in _series(expr)}
 
 
 def test_prometheus_scrapes_engine_and_backend(compose_config: dict[str, Any]) -> None:
@@ -84,8 +95,65 @@ def test_dashboard_panels_are_well_formed() -> None:
 
 def test_dashboard_metrics_are_documented() -> None:
     used = set().union(*(_metric_names(e) for e in _exprs()))
-    assert {"hft_engine_processing_seconds", "hft_orders_total"} <= used
+    assert {"hft_engine_processing_latency_seconds", "hft_orders_total"} <= used
     docs = (REPO / "docs" / "deployment.md").read_text()
     section = docs.split("## Metrics", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(hft_[a-z0-9_]+)", section, flags=re.MULTILINE))
     assert used <= documented, f"undocumented: {sorted(used - documented)}"
+
+
+def _engine_exposition(tmp_path: Path) -> str:
+    """/metrics of a real `hft engine` started on free ports with the default config."""
+    port = free_port()
+    command = [sys.executable, "-m", "hft.cli", "engine", "--port", "0"]
+    command += ["--metrics-port", str(port), "--data-dir", str(tmp_path / "engine")]
+    command += ["--config", str(REPO / "config" / "default.yaml")]
+    engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert engine.stdout is not None
+        for line in engine.stdout:
+            if line.startswith("engine listening on"):
+                break
+        else:
+            pytest.fail(f"engine exited with {engine.wait()} before listening")
+        text = ""
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                text = ""
+            if "hft_engine_up" in text:
+                return text
+            time.sleep(0.1)
+        pytest.fail(f"engine metrics never showed hft_engine_up: {text[:500]}")
+    finally:
+        engine.terminate()
+        engine.wait(timeout=30)
+
+
+def _backend_exposition() -> str:
+    """The backend's registry as its modules define it (a fresh interpreter, no app)."""
+    code = (
+        "import hft.api.metrics, hft.api.trading.metrics\n"
+        "from prometheus_client import REGISTRY, generate_latest\n"
+        "print(generate_latest(REGISTRY).decode())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return result.stdout
+
+
+def test_dashboard_metrics_are_what_engine_and_backend_export(tmp_path: Path) -> None:
+    exposition = _engine_exposition(tmp_path) + _backend_exposition()
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", exposition, flags=re.MULTILINE))
+    samples = set(re.findall(r"^(hft_[a-z0-9_]+)", exposition, flags=re.MULTILINE))
+    missing = []
+    for series in set().union(*(_series(e) for e in _exprs())):
+        if series.endswith("_bucket"):
+            if types.get(series.removesuffix("_bucket")) != "histogram":
+                missing.append(series)
+        elif series not in samples and series not in types:
+            missing.append(series)
+    assert missing == [], f"the dashboard reads series nobody exports: {sorted(missing)}"
