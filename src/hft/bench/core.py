@@ -8,6 +8,8 @@ Paths measured on the same workload (see `hft.bench.workload`):
 * ``per_call``: one `Core.submit` / `cancel` / `amend` call per operation, events
   drained in bulk with `take_events` every `--drain` operations. Every `--sample`-th call
   is timed alone with `time.perf_counter_ns` (the timer's own ~50-100 ns are included).
+* ``facade``: the typed `hft.engine.Engine` methods on the first `--facade-ops`
+  operations: one call per operation, each returning `Event` objects.
 * ``reference``: the pure-Python reference book on the first `--ref-ops` operations,
   for scale; its state hash must equal the core's after the same operations.
 * ``native``: the C++ benchmark binary (`make bench` builds it) on the same .npy file;
@@ -57,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sample", type=int, default=16, help="per-call path: time every N-th call"
+    )
+    parser.add_argument(
+        "--facade-ops", type=int, default=200_000, help="typed Engine methods ops (0 = skip)"
     )
     parser.add_argument("--ref-ops", type=int, default=20_000, help="reference ops (0 = skip)")
     parser.add_argument(
@@ -187,6 +192,42 @@ def bench_per_call(cmds: np.ndarray[Any, Any], drain: int, sample: int) -> dict[
     }
 
 
+def bench_facade(cmds: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Replay through the typed `Engine` methods (each returns a list of Event objects)."""
+    eng = _new_engine(_symbols_of(cmds))
+    rows = list(
+        zip(
+            *(
+                cmds[n].tolist()
+                for n in ("kind", "order_id", "account_id", "symbol_id", "side", "type", "tif")
+            ),
+            *(cmds[n].tolist() for n in ("price", "qty", "ts")),
+            strict=True,
+        )
+    )
+    trades = 0
+    sub_kind, cancel_kind = int(CommandKind.SUBMIT), int(CommandKind.CANCEL)
+    t0 = time.perf_counter()
+    for kind, oid, acc, sym, side, typ, tif, price, qty, ts in rows:
+        if kind == sub_kind:
+            events = eng.submit(oid, acc, sym, side, typ, tif, price, qty, ts=ts)
+        elif kind == cancel_kind:
+            events = eng.cancel(oid, acc, ts=ts)
+        else:
+            events = eng.amend(oid, acc, price, qty, ts=ts)
+        trades += sum(1 for e in events if e.type == EventType.TRADE)
+    seconds = time.perf_counter() - t0
+    return {
+        "path": "facade",
+        "ops": len(rows),
+        "seconds": round(seconds, 4),
+        "ops_per_s": round(len(rows) / seconds) if seconds else 0,
+        "latency": "not measured",
+        "trades": trades,
+        "state_hash": f"{eng.state_hash():016x}",
+    }
+
+
 def bench_reference(cmds: np.ndarray[Any, Any]) -> dict[str, Any]:
     """Replay through the pure-Python reference book and cross-check the core's hash."""
     symbols = _symbols_of(cmds)
@@ -291,6 +332,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     kinds = np.bincount(cmds["kind"], minlength=4)
     results: list[dict[str, Any]] = [bench_batch(cmds, args.chunk)]
     results.append(bench_per_call(cmds, args.drain, args.sample))
+    if args.facade_ops > 0:
+        results.append(bench_facade(cmds[: args.facade_ops]))
     if args.ref_ops > 0:
         results.append(bench_reference(cmds[: args.ref_ops]))
     native: dict[str, Any] | None = None

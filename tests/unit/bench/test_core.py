@@ -28,8 +28,10 @@ def _args(**kw: object) -> argparse.Namespace:
 
 def test_core_benchmark_paths_agree() -> None:
     result = bench_core.run(_args())
-    batch, per_call, ref = result["results"]
-    assert (batch["path"], per_call["path"], ref["path"]) == ("batch", "per_call", "reference")
+    batch, per_call, facade, ref = result["results"]
+    assert [r["path"] for r in result["results"]] == ["batch", "per_call", "facade", "reference"]
+    assert facade["trades"] == batch["trades"]
+    assert facade["state_hash"] == batch["state_hash"]
     assert batch["ops"] == per_call["ops"] == 3000
     # Both paths ran the same commands: the same trades and the same final state.
     assert batch["trades"] == per_call["trades"] > 0
@@ -40,7 +42,7 @@ def test_core_benchmark_paths_agree() -> None:
         assert r["ops_per_s"] > 0
     assert result["resting_memory"]["resting_orders"] == 2000
     assert result["peak_rss_mb"] > 0
-    assert [row["path"] for row in result["rows"]] == ["batch", "per_call", "reference"]
+    assert [row["path"] for row in result["rows"]] == ["batch", "per_call", "facade", "reference"]
     json.dumps(result)
 
 
