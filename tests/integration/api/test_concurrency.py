@@ -1,0 +1,90 @@
+"""Concurrent orders racing for the same cash: exactly the affordable ones get through."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from hft.api.trading.testing import (  # noqa: F401 - fixtures
+    TRADING_TEST_SETTINGS,
+    engine,
+    place,
+    with_trading,
+)
+
+D = Decimal
+
+
+@pytest.fixture
+def settings_overrides(engine):  # noqa: F811 - replaces the shared fixture
+    return {
+        "engine_address": engine.address,
+        "starting_cash": "1000",
+        "trading": {**TRADING_TEST_SETTINGS, "maker_fee_bps": "0", "taker_fee_bps": "2"},
+    }
+
+
+async def test_exactly_the_affordable_orders_are_accepted(make_user):
+    alice = await make_user()
+    # each reserves 190 + 0.038 fee; 1000 / 190.038 -> 5 fit
+    body = {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "1", "price": "190.00"}
+    results = await asyncio.gather(*(alice.post("/api/v1/orders", json=body) for _ in range(20)))
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(201) == 5, [r.text for r in results]
+    assert codes.count(403) == 15
+    assert {r.json()["error"]["code"] for r in results if r.status_code == 403} == {
+        "insufficient_buying_power"
+    }
+    account = (await alice.get("/api/v1/account")).json()
+    assert D(account["reserved_cash"]) == 5 * D("190.038")
+    assert D(account["buying_power"]) == D(1000) - 5 * D("190.038")
+    assert len((await alice.get("/api/v1/orders?status=open")).json()) == 5
+
+
+async def test_concurrent_retries_of_one_client_order_id_make_one_order(make_user):
+    alice = await make_user()
+    body = {
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": "1",
+        "price": "185.00",
+        "client_order_id": "retry-me",
+    }
+    results = await asyncio.gather(*(alice.post("/api/v1/orders", json=body) for _ in range(8)))
+    assert {r.status_code for r in results} <= {200, 201}
+    assert len({r.json()["id"] for r in results}) == 1
+    assert len((await alice.get("/api/v1/orders")).json()) == 1
+    account = (await alice.get("/api/v1/account")).json()
+    assert D(account["reserved_cash"]) == D("185.037")
+
+
+async def test_crossing_orders_from_many_users_settle_consistently(make_user):
+    users = [await make_user() for _ in range(4)]
+    sellers, buyers = users[:2], users[2:]
+    jobs = []
+    for i in range(10):
+        jobs.append(
+            place(
+                sellers[i % 2], side="sell", quantity="1", price="19.00", symbol="NVDA", expect=None
+            )
+        )
+        jobs.append(
+            place(
+                buyers[i % 2], side="buy", quantity="1", price="125.00", symbol="NVDA", expect=None
+            )
+        )
+    await asyncio.gather(*jobs)
+    total_qty = D(0)
+    total_cash = D(0)
+    for u in users:
+        for p in (await u.get("/api/v1/positions")).json():
+            total_qty += D(p["quantity"])
+        pf = (await u.get("/api/v1/portfolio")).json()
+        total_cash += D(pf["cash"])
+        fees = D(pf["fees"])
+        total_cash += fees
+    assert total_qty == 0
+    # money only changes hands (plus fees): the sum of cash before fees is conserved
+    assert total_cash == 4 * D(1000)
