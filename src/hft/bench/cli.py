@@ -99,24 +99,43 @@ def _run_one(name: str, argv: list[str]) -> int:
 
 def _all_main(argv: list[str]) -> int:
     modules = [(n, m) for n in available_modules() if (m := _load(n)) is not None]
-    parser = _parser_for([m for _, m in modules], "hft bench all")
-    parser.add_argument("--report", help="write a markdown report to this file")
-    args = parser.parse_args(argv)
-    results: dict[str, dict[str, Any]] = {}
+    top = argparse.ArgumentParser(
+        prog="hft bench all",
+        description="Run every benchmark module; each takes the options it knows "
+        "(the same option may mean something to several modules, e.g. --ops).",
+    )
+    top.add_argument("--report", help="write a markdown report to this file")
+    if any(a in {"-h", "--help"} for a in argv):
+        top.print_help()
+        for name, module in modules:
+            print(f"\n{name}:")
+            _parser_for([module], f"hft bench {name}").print_help()
+        return 0
+    known, rest = top.parse_known_args(argv)
+    parsed: list[tuple[str, ModuleType, argparse.Namespace]] = []
+    unknown_to_all: set[str] | None = None
     for name, module in modules:
+        ns, unknown = _parser_for([module], f"hft bench {name}").parse_known_args(rest)
+        parsed.append((name, module, ns))
+        unknown_to_all = set(unknown) if unknown_to_all is None else unknown_to_all & set(unknown)
+    stray = sorted(a for a in unknown_to_all or () if a.startswith("-"))
+    if stray:
+        top.error(f"unrecognized arguments: {' '.join(stray)}")
+    results: dict[str, dict[str, Any]] = {}
+    for name, module, ns in parsed:
         print(f"hft bench: running {name} ...", file=sys.stderr, flush=True)
         try:
-            results[name] = module.run(args)
+            results[name] = module.run(ns)
         except Exception as exc:  # one failing benchmark must not lose the others
             results[name] = {"title": name, "error": f"{type(exc).__name__}: {exc}"}
         table = _table(results[name])
         if table:
             print(table, file=sys.stderr)
     print(json.dumps(results, indent=2, default=str))
-    if args.report:
+    if known.report:
         command = "hft bench all " + shlex.join(argv)
-        Path(args.report).write_text(report.render(results, command))
-        print(f"hft bench: report written to {args.report}", file=sys.stderr)
+        Path(known.report).write_text(report.render(results, command))
+        print(f"hft bench: report written to {known.report}", file=sys.stderr)
     return 0 if all("error" not in r for r in results.values()) else 1
 
 

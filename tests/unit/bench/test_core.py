@@ -133,3 +133,17 @@ def test_native_failure_is_reported(tmp_path: Path) -> None:
     assert bench_core.run_native(fake, "x.npy") == {"error": "exit 3: boom"}
     silent = _script(tmp_path, "echo not json")
     assert "no JSON" in bench_core.run_native(silent, "x.npy")["error"]
+
+
+def test_bench_all_rejects_options_no_module_knows(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["all", "--no-such-option", "3"])
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+def test_bench_all_help_lists_modules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["all", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--report" in out
+    assert "core:" in out
+    assert "--ops" in out
