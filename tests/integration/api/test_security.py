@@ -155,4 +155,4 @@ async def test_websocket_bad_messages_get_errors_and_the_connection_stays(app, l
             assert [m["type"] for m in msgs] == ["error"], (raw[:20], msgs)
         await ws.send(json.dumps({"op": "ping", "id": 7}))
         msgs = await _ws_messages(ws, 0.3)
-        assert [m for m in msgs if m["type"] == "pong"][0]["id"] == 7
+        assert next(m for m in msgs if m["type"] == "pong")["id"] == 7
