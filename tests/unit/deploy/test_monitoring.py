@@ -108,6 +108,8 @@ def _engine_exposition(tmp_path: Path) -> str:
     command = [sys.executable, "-m", "hft.cli", "engine", "--port", "0"]
     command += ["--metrics-port", str(port), "--data-dir", str(tmp_path / "engine")]
     command += ["--config", str(REPO / "config" / "default.yaml")]
+    # The exported names do not depend on the core; the reference one needs no build.
+    command += ["--core", "reference"]
     engine = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert engine.stdout is not None
