@@ -1,0 +1,80 @@
+"""Risk limits (defaults and per user) and the kill switch, enforced end to end."""
+
+from __future__ import annotations
+
+from hft.api.trading.testing import (  # noqa: F401 - fixtures
+    engine,
+    place,
+    settings_overrides,
+    trading_overrides,
+    with_trading,
+)
+
+
+async def test_limits_defaults_and_per_user(make_user):
+    admin, alice, bob = await make_user(admin=True), await make_user(), await make_user()
+    r = await alice.get("/api/v1/risk/limits")
+    assert r.status_code == 200
+    assert r.json()["effective"]["max_open_orders"] == 500
+    r = await admin.put(
+        "/api/v1/risk/limits", json={"max_open_orders": 2, "max_order_quantity": "50"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["defaults"]["max_open_orders"] == 2
+    await place(alice, side="buy", quantity="1", price="180.00")
+    await place(alice, side="buy", quantity="1", price="181.00")
+    r = await place(alice, side="buy", quantity="1", price="182.00", expect=403)
+    assert r["error"]["code"] == "max_open_orders"
+    r = await place(bob, side="buy", quantity="51", price="182.00", expect=403)
+    assert r["error"]["code"] == "order_quantity_limit"
+    # per-user override beats the default
+    r = await admin.put(
+        "/api/v1/risk/limits",
+        json={"user_id": bob.user_id, "max_order_quantity": "100", "max_position": "60"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["effective"]["max_order_quantity"] == "100"
+    await place(bob, side="buy", quantity="51", price="182.00")
+    r = await place(bob, side="buy", quantity="10", price="182.00", expect=403)
+    assert r["error"]["code"] == "position_limit"
+    r = await bob.get("/api/v1/risk/limits")
+    assert r.json()["account"]["max_position"] == "60"
+    # bad input
+    for body, code in [
+        ({"max_open_orders": 0}, "invalid_max_open_orders"),
+        ({"max_position": "-5"}, "invalid_max_position"),
+        ({"max_position": "NaN"}, "invalid_max_position"),
+        ({"user_id": "999999", "max_position": "1"}, "user_not_found"),
+        ({"bogus": 1}, "unknown_field"),
+    ]:
+        r = await admin.put("/api/v1/risk/limits", json=body)
+        assert r.json()["error"]["code"] == code, (body, r.text)
+    # global halt
+    r = await admin.put("/api/v1/risk/limits", json={"global_halt": True})
+    assert r.status_code == 200
+    r = await place(bob, side="sell", quantity="1", price="199.00", expect=403)
+    assert r["error"]["code"] == "trading_halted"
+    await admin.put("/api/v1/risk/limits", json={"global_halt": False})
+    await place(bob, side="sell", quantity="1", price="199.00")
+
+
+async def test_short_limit_and_admin_kill_switch(make_user):
+    admin, alice = await make_user(admin=True), await make_user()
+    await admin.put("/api/v1/risk/limits", json={"short_limit": "5"})
+    await place(alice, side="sell", quantity="3", price="195.00")
+    r = await place(alice, side="sell", quantity="3", price="196.00", expect=403)
+    assert r["error"]["code"] == "insufficient_position"
+    r = await admin.post(
+        "/api/v1/risk/kill-switch", json={"user_id": alice.user_id, "enabled": True}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"user_id": alice.user_id, "trading_enabled": False, "canceled": 1}
+    orders = (await alice.get("/api/v1/orders")).json()
+    assert [(o["status"], o["reason"]) for o in orders] == [("canceled", "kill_switch")]
+    r = await place(alice, side="sell", quantity="1", price="195.00", expect=403)
+    assert r["error"]["code"] == "kill_switch"
+    r = await admin.post(
+        "/api/v1/risk/kill-switch", json={"user_id": alice.user_id, "enabled": False}
+    )
+    assert r.json()["trading_enabled"] is True
+    await place(alice, side="sell", quantity="1", price="195.00")
