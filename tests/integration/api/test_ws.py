@@ -77,7 +77,8 @@ async def test_book_snapshot_then_contiguous_deltas_rebuild_the_book(app, live_s
     assert tickers[-1]["last_price"] == "191.00"
     assert tickers[-1]["best_bid"] == "191.00"
     candles = [m["data"] for m in msgs if m.get("channel") == "candles:AAPL:1m"]
-    assert candles and candles[-1]["close"] == "191" and candles[-1]["volume"] == "5"
+    assert candles
+    assert (candles[-1]["close"], candles[-1]["volume"]) == ("191", "5")
 
 
 async def test_unsubscribe_and_fanout_to_many_clients(app, live_server, make_user):
