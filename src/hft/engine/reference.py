@@ -279,16 +279,16 @@ class ReferenceEngine:
         """Submit an order (price in ticks, qty in lots); returns its events."""
         _check_submit(order_id, account_id, symbol_id, side, type, tif, price, qty, post_only, stp)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
+        self._begin(int(ts))
         self._submit(
-            order_id,
-            account_id,
-            symbol_id,
+            int(order_id),
+            int(account_id),
+            int(symbol_id),
             _enum_byte(side),
             _enum_byte(type),
             _enum_byte(tif),
-            price,
-            qty,
+            int(price),
+            int(qty),
             _enum_byte(int(post_only)),
             _enum_byte(stp),
         )
@@ -498,8 +498,8 @@ class ReferenceEngine:
         check_range("order_id", order_id, 0, _MASK64)
         check_range("account_id", account_id, 0, _MASK64)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._cancel(order_id, account_id)
+        self._begin(int(ts))
+        self._cancel(int(order_id), int(account_id))
         return self._finish()
 
     def _cancel(self, order_id: int, account_id: int, symbol_id: int = 0) -> None:
@@ -524,8 +524,8 @@ class ReferenceEngine:
         check_range("price", price, -(1 << 63), (1 << 63) - 1)
         check_range("qty", qty, -(1 << 63), (1 << 63) - 1)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._amend(order_id, account_id, price, qty)
+        self._begin(int(ts))
+        self._amend(int(order_id), int(account_id), int(price), int(qty))
         return self._finish()
 
     def _amend_check(self, order: _Order | None, account_id: int, price: int, qty: int) -> int:
@@ -593,8 +593,8 @@ class ReferenceEngine:
         check_range("account_id", account_id, 0, _MASK64)
         check_range("symbol_id", symbol_id, 0, (1 << 32) - 1)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._cancel_all(account_id, symbol_id)
+        self._begin(int(ts))
+        self._cancel_all(int(account_id), int(symbol_id))
         return self._finish()
 
     def _cancel_all(self, account_id: int, symbol_id: int) -> None:
@@ -605,8 +605,8 @@ class ReferenceEngine:
         """Turn the account's kill switch on (cancelling its orders) or off."""
         check_range("account_id", account_id, 0, _MASK64)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._set_kill_switch(account_id, bool(enabled))
+        self._begin(int(ts))
+        self._set_kill_switch(int(account_id), bool(enabled))
         return self._finish()
 
     def _set_kill_switch(self, account_id: int, enabled: bool) -> None:
@@ -620,16 +620,16 @@ class ReferenceEngine:
         check_range("account_id", account_id, 0, _MASK64)
         check_range("n", n, 0, (1 << 63) - 1)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._account(account_id).max_open_orders = n
+        self._begin(int(ts))
+        self._account(int(account_id)).max_open_orders = int(n)
         return self._finish()
 
     def set_instrument_status(self, symbol_id: int, status: int, *, ts: int = 0) -> list[Event]:
         """Halt or resume a symbol; unknown symbol or status is ignored (no event)."""
         check_range("symbol_id", symbol_id, 0, (1 << 32) - 1)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._set_status(symbol_id, int(status))
+        self._begin(int(ts))
+        self._set_status(int(symbol_id), int(status))
         return self._finish()
 
     def _set_status(self, symbol_id: int, status: int) -> None:
@@ -641,8 +641,8 @@ class ReferenceEngine:
         """Expire every live DAY order (of one symbol, or all when 0)."""
         check_range("symbol_id", symbol_id, 0, (1 << 32) - 1)
         check_range("ts", ts, -(1 << 63), (1 << 63) - 1)
-        self._begin(ts)
-        self._expire_day(symbol_id)
+        self._begin(int(ts))
+        self._expire_day(int(symbol_id))
         return self._finish()
 
     def _expire_day(self, symbol_id: int) -> None:

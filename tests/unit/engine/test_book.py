@@ -854,3 +854,23 @@ def test_level_emptied_and_refilled_in_one_command_gets_one_book_change(eng: Eng
     ev = eng.amend(2, 2, 100, 3)  # crosses: trades with order 1, nothing left to rest
     assert kinds(ev) == [E.AMENDED, E.TRADE, E.BOOK_CHANGE, E.BOOK_CHANGE]
     assert changes(ev) == [(SELL, 101, 0, 0), (BUY, 100, 5, 1)]
+
+
+def test_numpy_integers_are_accepted(engine_cls: type[Eng]) -> None:
+    import numpy as np
+
+    eng, plain = engine_cls(), engine_cls()
+    for e in (eng, plain):
+        e.add_instrument(Instrument(SYM, "AAA"))
+    plain.submit(1, 2, SYM, 1, 1, 1, 100, 3)
+    plain.amend(1, 2, 100, 2)
+    ev = eng.submit(
+        np.uint64(1), np.uint64(2), np.uint32(SYM), np.uint8(1), 1, 1, np.int64(100), np.int64(3)
+    )
+    assert ev[0].type == E.ACCEPTED
+    assert eng.amend(np.uint64(1), np.uint64(2), np.int64(100), np.int64(2))[0].type == E.AMENDED
+    st = eng.order(1)
+    assert st is not None
+    assert type(st.order_id) is int
+    assert eng.state_hash() == plain.state_hash()
+    assert eng.cancel(np.uint64(1), np.uint64(2))[0].type == E.CANCELED
