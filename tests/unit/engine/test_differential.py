@@ -273,6 +273,8 @@ def test_differential_state_machine() -> None:
             ),
         )
         rounds += 1
+        # Each round runs ~50 examples of up to 100 steps; far more rounds means no steps.
+        assert rounds <= 10 + TOTAL_STEPS // 100, "the state machine stopped making steps"
     print(
         f"differential: {STATS['steps']} steps, {STATS['events']} events, "
         f"{STATS['trades']} trades in {rounds} rounds, no divergence"
