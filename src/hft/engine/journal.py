@@ -23,10 +23,11 @@ their own file handles.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ class SegmentLog:
                 )
             last_seen: list[int] = []
 
-            def track(rec: Record) -> None:
+            def track(rec: Record, last_seen: list[int] = last_seen) -> None:
                 last_seen[:] = [rec.last_seq]
                 if on_record is not None:
                     on_record(rec)
@@ -246,7 +247,7 @@ class SegmentLog:
                 records.extend(recs)
         if segments:
             self.next_seq = expected if expected is not None else 1
-            last_first, last_path = segments[-1]
+            last_path = segments[-1][1]
             if last_path.stat().st_size == 0 and len(segments) > 1:
                 last_path.unlink()
                 fsync_dir(self.directory)
@@ -316,7 +317,7 @@ class SegmentLog:
         """Delete segments whose every record has last_seq <= seq (never the newest one)."""
         segs = self.segments()
         removed = []
-        for (_first, path), (next_first, _) in zip(segs, segs[1:], strict=False):
+        for (_first, path), (next_first, _) in itertools.pairwise(segs):
             if next_first <= seq + 1:
                 path.unlink()
                 removed.append(path)

@@ -136,10 +136,10 @@ class MarketData:
                         book_sequence=r[E_BSEQ],
                         delta=pb.BookDelta(
                             symbol=sym,
-                            side=r[E_SIDE],
+                            side=r[E_SIDE],  # type: ignore[arg-type]
                             price=r[E_PRICE],
                             quantity=r[E_QTY],
-                            order_count=r[E_COUNT],  # type: ignore[arg-type]
+                            order_count=r[E_COUNT],
                         ),
                     )
                 )

@@ -61,7 +61,7 @@ from hft.engine.service import (
     instruments_of,
 )
 from hft.engine.streams import Closed, Overflowed
-from hft.engine.types import EVENT_DTYPE, CommandKind, InstrumentStatus, Side, StpMode, TimeInForce
+from hft.engine.types import EVENT_DTYPE, CommandKind, InstrumentStatus
 
 log = logging.getLogger("hft.engine.server")
 
@@ -78,10 +78,9 @@ _SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.so_reuseport", 0),
 ]
-_ = (Side, StpMode, TimeInForce)  # enum numbers in the proto equal these (docs/engine-semantics.md)
 
 
-class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc]
+class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     """The rpcs; each maps a request to commands, awaits the journal, answers."""
 
     def __init__(self, svc: EngineService) -> None:
@@ -138,7 +137,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
 
     # ------------------------------------------------------------------ rpcs
 
-    async def HealthCheck(
+    async def HealthCheck(  # noqa: N802
         self, request: pb.HealthCheckRequest, context: Any
     ) -> pb.HealthCheckResponse:
         svc = self.svc
@@ -149,7 +148,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             last_sequence=svc.durable_seq,
         )
 
-    async def ListInstruments(
+    async def ListInstruments(  # noqa: N802
         self, request: pb.ListInstrumentsRequest, context: Any
     ) -> pb.ListInstrumentsResponse:
         await self._serving(context)
@@ -170,7 +169,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             )
         return pb.ListInstrumentsResponse(instruments=out, sequence=self.svc.published_seq)
 
-    async def SubmitOrder(self, request: pb.OrderRequest, context: Any) -> pb.OrderResponse:
+    async def SubmitOrder(  # noqa: N802
+        self, request: pb.OrderRequest, context: Any
+    ) -> pb.OrderResponse:
         await self._serving(context)
         try:
             row = mapping.order_row(request, self.svc.by_symbol)
@@ -183,7 +184,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             seq, res.ts, request.order_id, rows, self.svc.infos, self._info(request.symbol)
         )
 
-    async def SubmitOrders(self, request: pb.OrderBatch, context: Any) -> pb.OrderBatchResponse:
+    async def SubmitOrders(  # noqa: N802
+        self, request: pb.OrderBatch, context: Any
+    ) -> pb.OrderBatchResponse:
         await self._serving(context)
         orders = request.orders
         limit = self.svc.settings.max_batch_orders
@@ -210,7 +213,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             )
         return pb.OrderBatchResponse(responses=out)
 
-    async def StreamOrders(
+    async def StreamOrders(  # noqa: N802
         self, request_iterator: AsyncIterator[pb.OrderRequest], context: Any
     ) -> AsyncIterator[pb.OrderResponse]:
         """Pipelined entry: responses in request order. A malformed order ends the stream
@@ -266,7 +269,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
         if failure:
             await context.abort(*failure[0])
 
-    async def CancelOrder(
+    async def CancelOrder(  # noqa: N802
         self, request: pb.CancelOrderRequest, context: Any
     ) -> pb.CancelOrderResponse:
         await self._serving(context)
@@ -282,7 +285,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
         seq, rows = res.command(0)
         return mapping.cancel_response(seq, request.order_id, rows, self.svc.infos)
 
-    async def AmendOrder(
+    async def AmendOrder(  # noqa: N802
         self, request: pb.AmendOrderRequest, context: Any
     ) -> pb.AmendOrderResponse:
         await self._serving(context)
@@ -302,7 +305,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
         seq, rows = res.command(0)
         return mapping.amend_response(seq, request.order_id, rows, self.svc.infos)
 
-    async def CancelAll(self, request: pb.CancelAllRequest, context: Any) -> pb.CancelAllResponse:
+    async def CancelAll(  # noqa: N802
+        self, request: pb.CancelAllRequest, context: Any
+    ) -> pb.CancelAllResponse:
         await self._serving(context)
         try:
             mapping.valid_id("account_id", request.account_id)
@@ -321,7 +326,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             events=mapping.exec_events(rows, seq, self.svc.infos),
         )
 
-    async def SetKillSwitch(
+    async def SetKillSwitch(  # noqa: N802
         self, request: pb.SetKillSwitchRequest, context: Any
     ) -> pb.SetKillSwitchResponse:
         await self._serving(context)
@@ -342,13 +347,13 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             events=mapping.exec_events(rows, seq, self.svc.infos),
         )
 
-    async def SetInstrumentStatus(
+    async def SetInstrumentStatus(  # noqa: N802
         self, request: pb.SetInstrumentStatusRequest, context: Any
     ) -> pb.CommandResponse:
         await self._serving(context)
         try:
             sid = self._symbol_id(request.symbol)
-            if request.status not in (InstrumentStatus.TRADING, InstrumentStatus.HALTED):
+            if int(request.status) not in (InstrumentStatus.TRADING, InstrumentStatus.HALTED):
                 raise InvalidRequestError(
                     "status: required"
                     if request.status == 0
@@ -362,7 +367,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
         )
         return await self._command(context, row)
 
-    async def SetMaxOpenOrders(
+    async def SetMaxOpenOrders(  # noqa: N802
         self, request: pb.SetMaxOpenOrdersRequest, context: Any
     ) -> pb.CommandResponse:
         await self._serving(context)
@@ -381,7 +386,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
         )
         return await self._command(context, row)
 
-    async def ExpireDay(self, request: pb.ExpireDayRequest, context: Any) -> pb.CommandResponse:
+    async def ExpireDay(  # noqa: N802
+        self, request: pb.ExpireDayRequest, context: Any
+    ) -> pb.CommandResponse:
         await self._serving(context)
         try:
             sid = self._symbol_id(request.symbol) if request.symbol else 0
@@ -401,7 +408,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             events=mapping.exec_events(rows, seq, self.svc.infos),
         )
 
-    async def GetOrder(self, request: pb.GetOrderRequest, context: Any) -> pb.GetOrderResponse:
+    async def GetOrder(  # noqa: N802
+        self, request: pb.GetOrderRequest, context: Any
+    ) -> pb.GetOrderResponse:
         await self._serving(context)
         if request.order_id == 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id: must be non-zero")
@@ -439,7 +448,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             ),
         )
 
-    async def GetOrderBook(self, request: pb.GetOrderBookRequest, context: Any) -> pb.OrderBook:
+    async def GetOrderBook(  # noqa: N802
+        self, request: pb.GetOrderBookRequest, context: Any
+    ) -> pb.OrderBook:
         await self._serving(context)
         try:
             sid = self._symbol_id(request.symbol)
@@ -449,7 +460,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
         depth = request.depth or self.svc.settings.default_book_depth
         return self.svc.md.order_book(sid, depth, self.svc.published_seq)
 
-    async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.GetStatsResponse:
+    async def GetStats(  # noqa: N802
+        self, request: pb.GetStatsRequest, context: Any
+    ) -> pb.GetStatsResponse:
         svc = self.svc
         st = svc.stats
         state_hash = 0
@@ -479,12 +492,14 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             uptime_seconds=time.monotonic() - svc.started_at,
         )
 
-    async def TakeSnapshot(self, request: pb.SnapshotRequest, context: Any) -> pb.SnapshotResponse:
+    async def TakeSnapshot(  # noqa: N802
+        self, request: pb.SnapshotRequest, context: Any
+    ) -> pb.SnapshotResponse:
         await self._serving(context)
         seq, path = await self.svc.request_snapshot()
         return pb.SnapshotResponse(sequence=seq, path=path)
 
-    async def SubscribeExecutions(
+    async def SubscribeExecutions(  # noqa: N802
         self, request: pb.SubscribeExecutionsRequest, context: Any
     ) -> AsyncIterator[pb.ExecutionEvent]:
         await self._serving(context)
@@ -535,7 +550,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):  # type: ignore[misc
             if sub is not None:
                 svc.unsubscribe_executions(sub)
 
-    async def SubscribeMarketData(
+    async def SubscribeMarketData(  # noqa: N802
         self, request: pb.SubscribeMarketDataRequest, context: Any
     ) -> AsyncIterator[pb.MarketDataEvent]:
         await self._serving(context)
@@ -655,12 +670,9 @@ def _server_credentials(args: argparse.Namespace) -> Any:
     )
 
 
-async def serve(args: argparse.Namespace, config: EngineConfig) -> int:
+async def serve(args: argparse.Namespace, config: EngineConfig, creds: Any) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    svc = EngineService(config, data_dir, fsync=args.fsync, implementation=args.core)
-    creds = _server_credentials(args)
+    svc = EngineService(config, Path(args.data_dir), fsync=args.fsync, implementation=args.core)
     server = grpc.aio.server(options=_SERVER_OPTIONS)
     pb_grpc.add_TradingEngineServicer_to_server(TradingEngineServicer(svc), server)
     health = health_aio.HealthServicer()
@@ -702,10 +714,10 @@ async def serve(args: argparse.Namespace, config: EngineConfig) -> int:
     collector = EngineCollector()
     metrics_server = None
     try:
-        recovery = loop.run_in_executor(None, svc.recover)
-        done, _ = await asyncio.wait(
-            [recovery, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        recovery: asyncio.Future[Any] = loop.run_in_executor(None, svc.recover)
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([recovery, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         if recovery not in done:
             await server.stop(0)
             with contextlib.suppress(BaseException):
@@ -766,6 +778,16 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"hft engine: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    try:
+        creds = _server_credentials(args)
+    except ConfigError as exc:
+        print(f"hft engine: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"hft engine: cannot create data directory {args.data_dir}: {exc}", file=sys.stderr)
+        return 1
     listener = setup_logging(config.engine.log_level)
     try:
         try:
@@ -775,7 +797,7 @@ def main(argv: list[str]) -> int:
         except ImportError:
             runner = asyncio.run
         try:
-            return int(runner(serve(args, config)))
+            return int(runner(serve(args, config, creds)))
         except ConfigError as exc:
             log.error("invalid configuration: %s", exc)
             return 2

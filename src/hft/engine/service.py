@@ -49,7 +49,7 @@ from hft.engine.mapping import SymbolInfo
 from hft.engine.marketdata import MarketData
 from hft.engine.metrics import EngineStats
 from hft.engine.streams import Subscriber
-from hft.engine.types import COMMAND_DTYPE, EVENT_DTYPE, CommandKind, EventType, Instrument
+from hft.engine.types import COMMAND_DTYPE, CommandKind, EventType, Instrument
 
 log = logging.getLogger("hft.engine")
 
@@ -371,7 +371,9 @@ class EngineService:
         return fut
 
     async def _sequencer(self) -> None:
-        assert self._wakeup is not None and self._commit_q is not None and self.engine is not None
+        assert self._wakeup is not None
+        assert self._commit_q is not None
+        assert self.engine is not None
         engine = self.engine
         max_group = self.settings.max_group_commit
         hist = self.stats.processing
@@ -421,7 +423,8 @@ class EngineService:
     async def _capture_snapshot(self) -> None:
         """Capture the core at a batch boundary with nothing in flight (processed ==
         published), then write it in the background."""
-        assert self._commit_q is not None and self.engine is not None
+        assert self._commit_q is not None
+        assert self.engine is not None
         self._snapshot_running = True
         waiters, self._snapshot_requests = self._snapshot_requests, []
         try:
@@ -661,7 +664,8 @@ class EngineService:
         """Stop accepting commands, drain what was accepted, snapshot, close the logs."""
         if self._fatal is None:
             self.state = State.STOPPING
-            while self._pending and self._fatal is None:
+            # Shutdown only: polling keeps the hot path free of extra signalling.
+            while self._pending and self._fatal is None:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
             if self._commit_q is not None and self._fatal is None:
                 await self._commit_q.join()
@@ -671,12 +675,12 @@ class EngineService:
                     await asyncio.wait_for(fut, timeout=120)
                 except Exception:
                     log.exception("final snapshot failed")
-            while self._snapshot_running:
+            while self._snapshot_running:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         for sub in list(self.exec_subscribers):
             sub.close()
-        for sub, _ in list(self.md.subscribers):
-            sub.close()
+        for md_sub, _ in list(self.md.subscribers):
+            md_sub.close()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

@@ -306,12 +306,12 @@ class OrderFlow:
 
 def apply_to_reference(ref: Any, cmd: Cmd, ts: int) -> list[Any]:
     """Feed one command to the reference book; returns its events."""
+    if isinstance(cmd.req, pb.CancelOrderRequest):
+        return list(ref.cancel(cmd.req.order_id, cmd.req.account_id, ts=ts))
     q = cmd.req
-    if cmd.kind == "cancel":
-        return ref.cancel(q.order_id, q.account_id, ts=ts)
     specs = _specs()
     sid = specs[q.symbol].symbol_id if q.symbol in specs else 0
-    return ref.submit(
+    events = ref.submit(
         q.order_id,
         q.account_id,
         sid,
@@ -324,3 +324,4 @@ def apply_to_reference(ref: Any, cmd: Cmd, ts: int) -> list[Any]:
         stp=q.stp_mode,
         ts=ts,
     )
+    return list(events)

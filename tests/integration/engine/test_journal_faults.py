@@ -51,7 +51,8 @@ def test_torn_last_record_is_cut_at_every_offset(tmp_path: Path) -> None:
     assert full.durable_seq == last
     prev = recover(_copy(base, tmp_path / "prev", cut=rec.offset))
     assert prev.durable_seq == last - 1
-    assert prev.engine is not None and full.engine is not None
+    assert prev.engine is not None
+    assert full.engine is not None
     want_hash = prev.engine.state_hash()
     assert want_hash != full.engine.state_hash()
     for off in range(rec.offset + 1, rec.offset + HEADER_SIZE + len(rec.payload)):
@@ -59,7 +60,8 @@ def test_torn_last_record_is_cut_at_every_offset(tmp_path: Path) -> None:
         svc = recover(d)
         assert svc.durable_seq == last - 1, off
         assert svc.journal.truncated_bytes == off - rec.offset, off
-        assert svc.engine is not None and svc.engine.state_hash() == want_hash, off
+        assert svc.engine is not None
+        assert svc.engine.state_hash() == want_hash, off
         assert (d / "journal" / seg.name).stat().st_size == rec.offset
         svc.journal.close()
         svc.events_log.close()
@@ -131,7 +133,7 @@ def test_corrupt_newest_snapshot_falls_back_to_previous(tmp_path: Path) -> None:
         want = c.get_stats()
     assert engine.stop() == 0  # writes the newest snapshot
     snaps = list_snapshots(tmp_path / "engine" / "snapshots")
-    assert [s for s, _ in snaps][0] == want.last_sequence
+    assert snaps[0][0] == want.last_sequence
     newest = snaps[0][1]
     data = bytearray(newest.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -60,14 +60,18 @@ def test_not_serving_until_recovery_completes(tmp_path: Path) -> None:
         with SyncEngineClient(engine.address) as c:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                h = c.health()
-                if h.status == pb.HealthCheckResponse.STATUS_SERVING:
-                    break
-                assert h.status == pb.HealthCheckResponse.STATUS_RECOVERING
-                assert engine.health_status() == health_pb2.HealthCheckResponse.NOT_SERVING
-                with pytest.raises(EngineUnavailable, match="recovering"):
-                    c.submit_order(order_request(1, 1, "AAPL", 1, 1, 1, 19000, 1))
-                saw_recovering = True
+                try:
+                    h = c.health()
+                    if h.status == pb.HealthCheckResponse.STATUS_SERVING:
+                        break
+                    assert h.status == pb.HealthCheckResponse.STATUS_RECOVERING
+                    assert engine.health_status() == health_pb2.HealthCheckResponse.NOT_SERVING
+                    with pytest.raises(EngineUnavailable, match="recovering"):
+                        c.submit_order(order_request(1, 1, "AAPL", 1, 1, 1, 19000, 1))
+                    saw_recovering = True
+                except (EngineUnavailable, grpc.RpcError) as exc:
+                    # A busy machine may let a probe time out; only the answers count.
+                    assert "DEADLINE" in str(exc) or "deadline" in str(exc).lower(), exc
                 time.sleep(0.05)
             assert saw_recovering
             assert engine.health_status() == health_pb2.HealthCheckResponse.SERVING
@@ -80,7 +84,7 @@ def test_not_serving_until_recovery_completes(tmp_path: Path) -> None:
 
 
 def run_engine(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-m", "hft.cli", "engine", "--port", "0", "--metrics-port", "0", *args],
         capture_output=True,
         text=True,
@@ -93,7 +97,7 @@ def run_engine(*args: str) -> subprocess.CompletedProcess[str]:
     ("replace", "needle"),
     [
         (
-            'tick_size: "0.01", lot_size: "1", min_quantity: "1", max_quantity: "100000", price_band_pct: "10", reference_price: "190.00"',
+            'max_quantity: "100000", price_band_pct: "10", reference_price: "190.00"',
             "instruments[0].reference_price",
         ),
         ("{symbol_id: 2, symbol: MSFT", "instruments[1].symbol_id"),
@@ -101,7 +105,7 @@ def run_engine(*args: str) -> subprocess.CompletedProcess[str]:
         ('lot_size: "0.0001", min_quantity: "0.0001"', "instruments[5].min_quantity"),
         ('price_band_pct: "5"', "instruments[4].price_band_pct"),
         (
-            'tick_size: "0.01", lot_size: "1", min_quantity: "1", max_quantity: "100000", price_band_pct: "5"',
+            'symbol: SPY, tick_size: "0.01"',
             "instruments[4].tick_size",
         ),
         ("engine: {}", "engine.fsync"),
@@ -115,7 +119,7 @@ def test_invalid_config_names_the_field(tmp_path: Path, replace: str, needle: st
         "instruments[1].symbol": "symbol: AAPL",
         "instruments[5].min_quantity": 'lot_size: "0.0001", min_quantity: "0.00015"',
         "instruments[4].price_band_pct": 'price_band_pct: "5.001"',
-        "instruments[4].tick_size": replace.replace('tick_size: "0.01"', 'tick_size: "-0.01"'),
+        "instruments[4].tick_size": 'symbol: SPY, tick_size: "-0.01"',
         "engine.fsync": "engine: {fsync: sometimes}",
     }[needle]
     assert replace in text
@@ -129,7 +133,7 @@ def test_invalid_config_names_the_field(tmp_path: Path, replace: str, needle: st
 
 
 def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)  # noqa: S603, S607
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -242,7 +246,7 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
                 .read()
                 .decode()
-            )  # noqa: S310
+            )
             if "hft_engine_commands_total 20.0" in body:
                 break
             time.sleep(0.2)

@@ -52,7 +52,7 @@ async def test_order_lifecycle_rpcs(engine: EngineProcess) -> None:
         assert r2.sequence == r1.sequence + 1
         assert r2.status == pb.ORDER_STATUS_FILLED
         assert r2.filled_quantity == 3
-        trade = [e for e in r2.events if e.type == pb.EVENT_TYPE_TRADE][0]
+        trade = next(e for e in r2.events if e.type == pb.EVENT_TYPE_TRADE)
         assert trade.price == 19000  # the maker's price
         assert trade.maker_order_id == 1
         assert trade.maker_leaves_quantity == 2
@@ -156,9 +156,13 @@ async def test_stream_orders_bad_order_ends_stream(engine: EngineProcess) -> Non
     ]
     got = []
     async with EngineClient(engine.address) as c:
-        with pytest.raises(EngineRequestError) as ei:
+
+        async def consume() -> None:
             async for r in c.stream_orders(reqs):
                 got.append(r)
+
+        with pytest.raises(EngineRequestError) as ei:
+            await consume()
         assert ei.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert "side" in ei.value.message
         assert [r.order_id for r in got] == [1]

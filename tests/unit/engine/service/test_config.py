@@ -93,13 +93,13 @@ def test_engine_settings_and_env_overrides() -> None:
     )
     assert s.fsync == "interval"
     assert s.queue_capacity == 7
-    with pytest.raises(ConfigError, match="engine.fsync"):
+    with pytest.raises(ConfigError, match=r"engine\.fsync"):
         parse_engine_settings({"fsync": "always"})
     with pytest.raises(ConfigError, match="HFT_ENGINE_MAX_ORDERS: expected an integer"):
         parse_engine_settings({}, {"HFT_ENGINE_MAX_ORDERS": "lots"})
     with pytest.raises(ConfigError, match="engine: unknown field"):
         parse_engine_settings({"fsnyc": "every"})
-    with pytest.raises(ConfigError, match="engine.max_batch_orders: must be at least 1"):
+    with pytest.raises(ConfigError, match=r"engine\.max_batch_orders: must be at least 1"):
         parse_engine_settings({"max_batch_orders": 0})
 
 

@@ -18,7 +18,7 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
         env=env,
         check=True,
         capture_output=True,
-    )  # noqa: S603, S607
+    )
     for name in ("engine_pb2.py", "engine_pb2.pyi", "engine_pb2_grpc.py", "engine_pb2_grpc.pyi"):
         fresh = (tmp_path / "hft" / "engine" / "pb" / name).read_text()
         committed = (REPO / "src" / "hft" / "engine" / "pb" / name).read_text()
