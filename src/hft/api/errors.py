@@ -165,6 +165,7 @@ def _status_code(status: int) -> str:
 
 
 _HTTP_CODES = {
+    400: "malformed_body",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",

@@ -38,6 +38,29 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/api/v1/orders/{order_id}`), for metric
+    labels and logs; "unmatched" when no route matched (keeps label cardinality bounded).
+
+    A route included with a prefix only knows its own path, so the prefix is recovered by
+    rendering the route's path with the request's path parameters and taking what the
+    concrete path has in front of it.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    path: str = scope.get("path", "")
+    params = scope.get("path_params") or {}
+    rendered = template
+    for name, value in params.items():
+        placeholder = re.compile(r"\{" + re.escape(name) + r"(:[^}]*)?\}")
+        rendered = placeholder.sub(str(value).replace("\\", "\\\\"), rendered)
+    if path.endswith(rendered):
+        return path[: len(path) - len(rendered)] + template
+    return template
+
+
 async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
     payload = orjson.dumps(body)
     await send(
@@ -112,8 +135,7 @@ class RequestContextMiddleware:
                 )
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            label = route_template(scope)
             HTTP_REQUESTS.labels(method, label, str(status)).inc()
             HTTP_LATENCY.labels(method, label).observe(elapsed)
             if self.access_log:

@@ -179,6 +179,7 @@ class Settings(BaseSettings):
     def _default_database(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'hft.db').resolve()}"
+        self.database_url = normalize_database_url(self.database_url)
         return self
 
     @property
@@ -208,6 +209,31 @@ class Settings(BaseSettings):
         """Create the generated secrets now (before forking workers, so they share them)."""
         self.jwt_key()
         self.api_key_master()
+
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def normalize_database_url(url: str) -> str:
+    """`url` with the async driver this backend uses (`postgresql://` ->
+    `postgresql+asyncpg://`, `sqlite://` -> `sqlite+aiosqlite://`).
+
+    Raises ValueError for other databases or drivers.
+    """
+    scheme, sep, rest = url.partition("://")
+    driver = _DRIVERS.get(scheme.lower())
+    if not sep or driver is None:
+        raise ValueError(
+            "database_url must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://..., "
+            f"not {scheme or url!r}"
+        )
+    return f"{driver}://{rest}"
 
 
 def _load_or_create_secret(path: Path) -> str:
