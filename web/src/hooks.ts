@@ -93,12 +93,17 @@ export function useTicker(symbol: string | null): Ticker | null {
   return ticker.symbol === symbol ? ticker.t : null;
 }
 
-/** The live order book of a symbol: REST snapshot first, then the `book:SYM` stream. */
-export function useBook(symbol: string | null, depth = 20): { view: BookView | null; ready: boolean } {
+/**
+ * The live order book of a symbol. The REST snapshot paints the ladder at once, but only
+ * the channel's own snapshot starts the delta chain: REST carries the engine's sequence,
+ * the channel its own contiguous `seq`, and the two must not be mixed.
+ */
+export function useBook(symbol: string | null, depth = 20): { view: BookView | null; live: boolean } {
   const { api, ws } = useSession();
   const bookRef = useRef<{ symbol: string | null; book: OrderBook }>({ symbol, book: new OrderBook() });
   if (bookRef.current.symbol !== symbol) bookRef.current = { symbol, book: new OrderBook() };
   const [version, setVersion] = useState(0);
+  const [rest, setRest] = useState<{ symbol: string; view: BookView } | null>(null);
   const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
   const channel = symbol ? `book:${symbol}` : null;
 
@@ -123,10 +128,10 @@ export function useBook(symbol: string | null, depth = 20): { view: BookView | n
     api
       .book(symbol, depth)
       .then((snap) => {
-        const b = bookRef.current;
-        if (cancelled || b.symbol !== symbol || b.book.isReady) return;
-        b.book.applySnapshot(snap.sequence, snap.bids, snap.asks);
-        setVersion((v) => v + 1);
+        if (cancelled) return;
+        const b = new OrderBook();
+        b.applySnapshot(0, snap.bids, snap.asks);
+        setRest({ symbol, view: { ...b.view(depth), seq: snap.sequence } });
       })
       .catch(() => undefined);
     return () => {
@@ -139,9 +144,9 @@ export function useBook(symbol: string | null, depth = 20): { view: BookView | n
     (m) => {
       const book = bookRef.current.book;
       const seq = typeof m.seq === 'number' ? m.seq : Number(m.seq);
-      const d = (m.data ?? {}) as { bids?: [string, string][]; asks?: [string, string][]; sequence?: number };
       if (m.type === 'snapshot') {
-        book.applySnapshot(Number.isFinite(seq) ? seq : d.sequence ?? 0, d.bids ?? [], d.asks ?? []);
+        const d = (m.data ?? {}) as { bids?: [string, string][]; asks?: [string, string][] };
+        book.applySnapshot(Number.isFinite(seq) ? seq : 0, d.bids ?? [], d.asks ?? []);
         bump();
         return;
       }
@@ -160,8 +165,16 @@ export function useBook(symbol: string | null, depth = 20): { view: BookView | n
 
   const book = bookRef.current.book;
   // `version` is the render trigger for the mutable book.
-  const view = useMemo(() => (book.isReady ? book.view(depth) : null), [book, depth, version]); // eslint-disable-line react-hooks/exhaustive-deps
-  return { view, ready: book.isReady };
+  const liveView = useMemo(() => (book.isReady ? book.view(depth) : null), [book, depth, version]); // eslint-disable-line react-hooks/exhaustive-deps
+  const wasLive = useRef<string | null>(null);
+  if (liveView) {
+    wasLive.current = symbol;
+    return { view: liveView, live: true };
+  }
+  // Once the stream has delivered, an old REST picture would be stale: show nothing until
+  // the fresh snapshot arrives.
+  if (wasLive.current === symbol) return { view: null, live: false };
+  return { view: rest && rest.symbol === symbol ? rest.view : null, live: false };
 }
 
 /** Recent trades (newest first): REST history, then the `trades:SYM` stream. */

@@ -1,6 +1,6 @@
 import type { Instrument, Trade } from '../api/types';
 import type { BookLevel, BookView } from '../lib/book';
-import { dec, Decimal, formatPrice, formatQty, ZERO } from '../lib/decimal';
+import { dec, Decimal, decimalsOf, formatFixed, formatPrice, formatQty, ZERO } from '../lib/decimal';
 
 /** Width of a level's bar as a percentage of the deepest cumulative size on screen. */
 function pct(value: string, max: Decimal): string {
@@ -120,12 +120,26 @@ export function DepthChart({ ins, view }: { ins: Instrument; view: BookView | nu
       </section>
     );
   }
-  // Coordinates are floats: this is drawing, not arithmetic on money.
-  const bidPts = view.bids.map((l) => ({ x: Number(l.price), y: Number(l.cumulative) }));
-  const askPts = view.asks.map((l) => ({ x: Number(l.price), y: Number(l.cumulative) }));
-  const xs = [...bidPts, ...askPts].map((p) => p.x);
-  const minX = Math.min(...xs);
-  const maxX = Math.max(...xs);
+  // Coordinates are floats: this is drawing, not arithmetic on money. The window is
+  // centred on the mid and as wide as the shallower side reaches, so one far-away order
+  // cannot squash the other side into a sliver.
+  const allBids = view.bids.map((l) => ({ x: Number(l.price), y: Number(l.cumulative) }));
+  const allAsks = view.asks.map((l) => ({ x: Number(l.price), y: Number(l.cumulative) }));
+  const bb = dec(view.bestBid);
+  const ba = dec(view.bestAsk);
+  const midD = bb && ba ? bb.add(ba).div(2) : (bb ?? ba ?? ZERO);
+  const lastBid = dec(view.bids[view.bids.length - 1]?.price ?? null);
+  const lastAsk = dec(view.asks[view.asks.length - 1]?.price ?? null);
+  const reaches = [lastBid ? midD.sub(lastBid) : null, lastAsk ? lastAsk.sub(midD) : null].filter(
+    (r): r is Decimal => r !== null && r.greaterThan(0),
+  );
+  const halfD = reaches.length ? Decimal.min(...reaches) : new Decimal(ins.tick_size);
+  const lowD = midD.sub(halfD);
+  const highD = midD.add(halfD);
+  const minX = lowD.toNumber();
+  const maxX = highD.toNumber();
+  const bidPts = allBids.filter((p) => p.x >= minX);
+  const askPts = allAsks.filter((p) => p.x <= maxX);
   const maxY = Math.max(1e-12, ...bidPts.map((p) => p.y), ...askPts.map((p) => p.y));
   const sx = (x: number) => (maxX === minX ? W / 2 : ((x - minX) / (maxX - minX)) * W);
   const sy = (y: number) => H - (y / maxY) * (H - 8);
@@ -140,19 +154,22 @@ export function DepthChart({ ins, view }: { ins: Instrument; view: BookView | nu
     d += ` L ${closeTo} ${prevY} L ${closeTo} ${H} Z`;
     return d;
   };
+  const places = decimalsOf(ins.tick_size);
   return (
     <section className="panel depth-panel" aria-label="Depth chart">
       <header className="panel-header">
         <h2>Depth</h2>
-        <span className="muted small num">
-          {formatPrice(view.bids[view.bids.length - 1]?.price ?? null, ins.tick_size)} –{' '}
-          {formatPrice(view.asks[view.asks.length - 1]?.price ?? null, ins.tick_size)}
-        </span>
+        <span className="muted small num">mid {formatFixed(midD, places + 1)}</span>
       </header>
       <svg className="depth-svg" viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label="Cumulative depth">
         <path d={stepPath(bidPts, 0)} fill="rgba(22,199,132,0.25)" stroke="#16c784" strokeWidth="1" />
         <path d={stepPath(askPts, W)} fill="rgba(234,57,67,0.25)" stroke="#ea3943" strokeWidth="1" />
+        <line x1={W / 2} x2={W / 2} y1={0} y2={H} stroke="#2a333f" strokeDasharray="3 3" />
       </svg>
+      <div className="depth-axis num">
+        <span>{formatFixed(lowD, places)}</span>
+        <span>{formatFixed(highD, places)}</span>
+      </div>
     </section>
   );
 }

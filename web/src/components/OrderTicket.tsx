@@ -276,7 +276,7 @@ export function OrderTicket({
           </div>
         )}
         {lastResult && !apiError && (
-          <div className={`last-result status-${lastResult.status}`} data-testid="order-result">
+          <div className={`last-result status-${lastResult.status}`} data-testid="order-result" data-order-id={lastResult.id}>
             {lastResult.side.toUpperCase()} {formatQty(lastResult.quantity, ins.lot_size)} {lastResult.symbol}: {lastResult.status.replace('_', ' ')}
             {lastResult.reason ? ` (${humanReason(lastResult.reason)})` : ''}
           </div>

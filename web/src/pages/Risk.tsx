@@ -8,25 +8,41 @@ import { useSession } from '../session';
 import { useToasts } from '../toasts';
 
 interface LimitRow {
-  scope: string;
   name: string;
   value: RiskLimitValue;
+  /** The platform default for the same limit, when the server reports defaults separately. */
+  fallback: RiskLimitValue | undefined;
 }
 
-/** Flattens the limits document: top-level values, and one level of nested scopes (account, defaults). */
+const NOT_LIMITS = new Set(['user_id', 'trading_enabled', 'global_halt']);
+
+function scalar(v: unknown): v is RiskLimitValue {
+  return v === null || ['string', 'number', 'boolean'].includes(typeof v);
+}
+
+/**
+ * Rows of the limits document. The backend answers `{effective, account, defaults}`;
+ * a flat object of limits is read as the effective limits.
+ */
 export function flattenLimits(limits: RiskLimits): LimitRow[] {
+  const eff = limits.effective;
+  const defaults = limits.defaults;
+  const source = eff && typeof eff === 'object' ? (eff as Record<string, unknown>) : (limits as Record<string, unknown>);
+  const defs = defaults && typeof defaults === 'object' ? (defaults as Record<string, unknown>) : {};
   const rows: LimitRow[] = [];
-  for (const [k, v] of Object.entries(limits)) {
-    if (v === undefined) continue;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [k2, v2] of Object.entries(v)) {
-        if (v2 === null || ['string', 'number', 'boolean'].includes(typeof v2)) rows.push({ scope: k, name: k2, value: v2 as RiskLimitValue });
-      }
-    } else if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) {
-      rows.push({ scope: '', name: k, value: v as RiskLimitValue });
-    }
+  for (const [name, value] of Object.entries(source)) {
+    if (NOT_LIMITS.has(name) || !scalar(value)) continue;
+    const d = defs[name];
+    rows.push({ name, value, fallback: scalar(d) ? d : undefined });
   }
   return rows;
+}
+
+function show(v: RiskLimitValue): string {
+  if (v === null) return 'unlimited';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  const d = dec(String(v));
+  return d ? formatFixed(d, Math.max(0, d.decimalPlaces())) : String(v);
 }
 
 function label(name: string): string {
@@ -41,6 +57,8 @@ export function RiskPage() {
   const { data: account } = useAccount();
   const open = useOrders('open');
   const { data: portfolio } = usePortfolio();
+  const me = useQuery({ queryKey: ['me'], queryFn: () => api.me(), staleTime: 60_000 });
+  const isAdmin = me.data?.role === 'admin';
   const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -60,11 +78,13 @@ export function RiskPage() {
   const openCount = open.data?.length ?? 0;
   const positions = portfolio?.positions ?? [];
   const largestPosition = positions.reduce((m, p) => Decimal.max(m, (dec(p.quantity) ?? ZERO).abs()), ZERO);
+  const largestShort = positions.reduce((m, p) => Decimal.max(m, (dec(p.quantity) ?? ZERO).neg()), ZERO);
   const grossExposure = positions.reduce((m, p) => m.add((dec(p.market_value) ?? ZERO).abs()), ZERO);
 
   const usageOf = (name: string): Decimal | null => {
     const n = name.toLowerCase();
     if (n.includes('open_order')) return new Decimal(openCount);
+    if (n.includes('short')) return largestShort;
     if (n.includes('position') && !n.includes('notional')) return largestPosition;
     if (n.includes('exposure') || (n.includes('notional') && n.includes('position'))) return grossExposure;
     return null;
@@ -101,11 +121,12 @@ export function RiskPage() {
             </button>
           </div>
         )}
-        {halted && (
+        {halted && isAdmin && (
           <button type="button" className="submit" disabled={kill.isPending} onClick={() => kill.mutate(false)}>
             Resume trading
           </button>
         )}
+        {halted && !isAdmin && <p className="halted-note">Trading stays halted until an administrator lifts the switch.</p>}
         {error && (
           <div className="api-error" role="alert">
             {error}
@@ -125,9 +146,9 @@ export function RiskPage() {
           <table className="grid" data-testid="risk-limits">
             <thead>
               <tr>
-                <th>Scope</th>
                 <th>Limit</th>
-                <th className="num">Value</th>
+                <th className="num">Your limit</th>
+                <th className="num">Platform default</th>
                 <th className="num">Usage</th>
                 <th>Used</th>
               </tr>
@@ -138,10 +159,10 @@ export function RiskPage() {
                 const usage = usageOf(r.name);
                 const pct = usage && limit && !limit.isZero() ? Decimal.min(usage.div(limit).mul(100), new Decimal(100)) : null;
                 return (
-                  <tr key={`${r.scope}.${r.name}`}>
-                    <td className="muted">{r.scope || 'account'}</td>
+                  <tr key={r.name}>
                     <td>{label(r.name)}</td>
-                    <td className="num">{r.value === null ? 'none' : typeof r.value === 'boolean' ? (r.value ? 'yes' : 'no') : String(r.value)}</td>
+                    <td className="num">{show(r.value)}</td>
+                    <td className="num muted">{r.fallback === undefined ? '' : show(r.fallback)}</td>
                     <td className="num">{usage ? (r.name.includes('notional') || r.name.includes('exposure') ? formatMoney(usage) : formatFixed(usage, Math.min(4, usage.decimalPlaces()))) : '—'}</td>
                     <td>
                       {pct && (
