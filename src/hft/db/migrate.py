@@ -31,27 +31,39 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _migrate(connection: Connection, revision: str, direction: str) -> None:
     if connection.dialect.name == "postgresql":
         # Several backend processes may start at once; one migrates, the others wait.
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
+    if direction == "up":
+        command.upgrade(cfg, revision)
+    else:
+        command.downgrade(cfg, revision)
 
 
 def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade the schema to `revision` in one transaction (all or nothing on PostgreSQL
-    and SQLite, whose DDL is transactional here). Raises on migration errors."""
+async def _run(engine: AsyncEngine, revision: str, direction: str) -> None:
     async with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn = await conn.execution_options(hft_begin="immediate")
         async with conn.begin():
-            await conn.run_sync(_upgrade, revision)
+            await conn.run_sync(_migrate, revision, direction)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the schema to `revision` in one transaction (all or nothing on PostgreSQL
+    and SQLite, whose DDL is transactional here). Raises on migration errors."""
+    await _run(engine, revision, "up")
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Downgrade the schema to `revision` ("base" removes every table). Destroys data."""
+    await _run(engine, revision, "down")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

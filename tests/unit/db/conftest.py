@@ -1,0 +1,40 @@
+"""A fresh empty database per test, on SQLite and (with HFT_TEST_POSTGRES_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hft.db.testing import TemporaryPostgres, postgres_test_url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres | None]:
+    url = postgres_test_url()
+    if url is None:
+        yield None
+        return
+    pg = TemporaryPostgres(url, prefix="hft_db_test")
+    try:
+        yield pg
+    finally:
+        pg.close_sync()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: TemporaryPostgres | None
+) -> AsyncIterator[str]:
+    """An empty database (no tables); dropped after the test on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    if postgres_server is None:
+        pytest.skip("HFT_TEST_POSTGRES_URL is not set")
+    url = await postgres_server.create()
+    try:
+        yield url
+    finally:
+        await postgres_server.drop(url)
