@@ -52,13 +52,17 @@ async def test_concurrent_spends_never_exceed_cash(empty_db_url: str) -> None:
 async def test_write_transaction_rolls_back_on_error(empty_db_url: str) -> None:
     db, account_id = await _setup(empty_db_url)
     try:
-        with pytest.raises(ZeroDivisionError):
+
+        async def zero_cash_then_fail() -> None:
             async with db.session() as session, write_transaction(session):
                 account = await lock_account(session, account_id)
                 assert account is not None
                 account.cash = Decimal(0)
                 await session.flush()
-                _ = 1 / 0
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await zero_cash_then_fail()
         async with db.session() as session:
             account = await session.get(Account, account_id)
             assert account is not None
