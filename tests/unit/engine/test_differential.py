@@ -191,6 +191,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         if o is None:
             return
         price = data.draw(st.sampled_from((o.price, o.price, o.price - 2, o.price + 2, 100)))
+        price = min(price, (1 << 63) - 1)  # an order resting at the top price stays in range
         qty = data.draw(st.sampled_from((o.leaves_qty, o.leaves_qty - 1, o.leaves_qty + 3, 1)))
         self._both("amend", o.order_id, o.account_id, price, qty)
 
