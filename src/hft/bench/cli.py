@@ -16,6 +16,7 @@ from typing import Any
 
 import hft.bench
 from hft.bench import report, workload
+from hft.engine import CoreUnavailableError
 
 # Helper modules of the package, never benchmarks themselves.
 _NOT_BENCHMARKS = {"cli", "workload", "report"}
@@ -89,7 +90,11 @@ def _run_one(name: str, argv: list[str]) -> int:
         print(f"hft bench: no benchmark module {name!r}", file=sys.stderr)
         return 2
     args = _parser_for([module], f"hft bench {name}").parse_args(argv)
-    result = module.run(args)
+    try:
+        result = module.run(args)
+    except CoreUnavailableError as exc:
+        print(f"hft bench {name}: {exc}", file=sys.stderr)
+        return 1
     table = _table(result)
     if table:
         print(table, file=sys.stderr)
