@@ -176,3 +176,10 @@ class TestWebUi:
         assert "outside" not in r.text
         # API routes still win over the catch-all.
         assert (await client.get("/health")).headers["content-type"] == "application/json"
+
+
+async def test_live_server_fixture_serves_over_a_real_socket(live_server: str) -> None:
+    async with httpx.AsyncClient(base_url=live_server) as c:
+        r = await c.get("/api/v1/health")
+        assert r.json()["database"] == "ok"
+        assert r.headers["x-request-id"]
