@@ -496,13 +496,13 @@ class Supervisor:
         for child in (self.sim, self.api, self.engine):
             if child is None or child.proc is None:
                 continue
-            if child.running:
+            was_running = child.running
+            if was_running:
                 self.say(f"stopping the {child.name}")
             code = await child.stop(STOP_TIMEOUTS[child.name])
-            if (
-                code not in (0, None, -signal.SIGTERM, 128 + signal.SIGTERM)
-                and child is self.engine
-            ):
+            clean = code in (0, None, -signal.SIGTERM, 128 + signal.SIGTERM)
+            # An engine that had already died was reported when it did.
+            if was_running and not clean and child is self.engine:
                 self.say(
                     f"engine exited with code {code} while stopping. "
                     f"Last lines:\n{child.last_lines()}"

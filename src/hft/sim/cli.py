@@ -117,6 +117,8 @@ def main(argv: list[str]) -> int:
         secret_file = args.secret_file or Path(
             os.environ.get("HFT_SIM_SECRET_FILE") or args.data_dir / "sim" / "secret"
         )
+        # A new secret means new users: register them first instead of failing a login.
+        new_users = not secret_file.exists()
         secret = load_secret(secret_file)
         sim = Simulation(
             args.api,
@@ -127,6 +129,7 @@ def main(argv: list[str]) -> int:
             symbols=[s for s in args.symbols.split(",") if s.strip()],
             duration=args.duration,
             status_interval=args.status_interval,
+            new_users=new_users,
         )
     except (ValueError, OSError) as exc:
         print(f"hft simulate: {exc}", file=sys.stderr)

@@ -86,7 +86,7 @@ def load_secret(path: Path) -> bytes:
         raise ValueError(f"{path}: not a hex secret; delete it to create a new one") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_bytes(32)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secret.hex() + "\n")
@@ -117,6 +117,7 @@ class UserSession:
         self.password = password
         self.token: str | None = None
         self.user_id: str | None = None
+        self.register_first = False
 
     async def _send(
         self,
@@ -141,22 +142,22 @@ class UserSession:
     async def ensure_user(self) -> None:
         """Log in, registering the user first when it does not exist; ApiError on failure.
 
-        Login comes first because after the first start every simulated user exists, and
-        the backend rate-limits the authentication endpoints per IP.
+        Login comes first because after the first start every simulated user exists and
+        each attempt costs the backend a password hash; with `register_first` (a new
+        secret, so the users cannot exist yet) registration comes first instead.
         """
+        if self.register_first:
+            self.register_first = False
+            if await self._register():
+                await self.login()
+                return
         try:
             await self.login()
             return
         except ApiError as err:
             if err.status != 401:
                 raise
-        resp = await self._send(
-            "POST",
-            "/auth/register",
-            json={"username": self.username, "password": self.password},
-            auth=False,
-        )
-        if resp.status_code == 409:
+        if not await self._register():
             # Someone registered the name meanwhile (another simulation with the same secret?).
             try:
                 await self.login()
@@ -170,9 +171,21 @@ class UserSession:
                 f"user {self.username} exists but the derived password does not log in "
                 "(was the simulation secret replaced?)",
             )
+        await self.login()
+
+    async def _register(self) -> bool:
+        """POST /auth/register: True when created, False when the name is taken."""
+        resp = await self._send(
+            "POST",
+            "/auth/register",
+            json={"username": self.username, "password": self.password},
+            auth=False,
+        )
+        if resp.status_code == 409:
+            return False
         if resp.status_code not in (200, 201):
             raise _error_from_response(resp)
-        await self.login()
+        return True
 
     async def login(self) -> None:
         """Obtain a bearer token (OAuth2 password form); ApiError(401) on bad credentials."""

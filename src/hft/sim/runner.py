@@ -177,8 +177,10 @@ class SimConfig:
 def agent_names(config: SimConfig, symbols: Sequence[str]) -> list[tuple[str, str, str | None]]:
     """(username, kind, symbol) of every simulated trader, in a stable order."""
     names: list[tuple[str, str, str | None]] = []
-    for symbol in symbols:
-        for i in range(1, config.market_makers_per_symbol + 1):
+    # One maker per symbol first: logins are queued in this order, so every book gets
+    # quotes before any symbol gets its second maker.
+    for i in range(1, config.market_makers_per_symbol + 1):
+        for symbol in symbols:
             names.append((f"sim-mm-{symbol}-{i}", "mm", symbol))
     names += [(f"sim-noise-{i}", "noise", None) for i in range(1, config.noise_traders + 1)]
     names += [
@@ -212,6 +214,7 @@ class Simulation:
         duration: float | None = None,
         status_interval: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        new_users: bool = False,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.config = config
@@ -224,6 +227,7 @@ class Simulation:
         self.duration = duration
         self.status_interval = status_interval
         self.transport = transport
+        self.new_users = new_users
         self.stop = asyncio.Event()
         self.stats = SimStats()
         self.agents: list[Agent] = []
@@ -251,7 +255,9 @@ class Simulation:
         return []
 
     def session(self, http: httpx.AsyncClient, username: str) -> UserSession:
-        return UserSession(http, username, derive_password(self.secret, username))
+        session = UserSession(http, username, derive_password(self.secret, username))
+        session.register_first = self.new_users
+        return session
 
     def build(self, http: httpx.AsyncClient, specs: Sequence[InstrumentSpec]) -> None:
         """Create the markets and agents for `specs` (filtered by --symbols)."""

@@ -103,8 +103,8 @@ def test_agent_names_and_rate_split() -> None:
     names = agent_names(cfg, ["AAPL", "BTC-USD"])
     assert [n for n, _, _ in names] == [
         "sim-mm-AAPL-1",
-        "sim-mm-AAPL-2",
         "sim-mm-BTC-USD-1",
+        "sim-mm-AAPL-2",
         "sim-mm-BTC-USD-2",
         "sim-noise-1",
         "sim-noise-2",
@@ -260,3 +260,13 @@ async def test_unreachable_backend_ends_cleanly_when_stopped() -> None:
     await asyncio.sleep(0.3)
     sim.stop.set()
     assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_new_users_register_first_and_old_ones_log_in_first(backend: Any) -> None:
+    sim = await run_sim(backend, 0.3, new_users=True)
+    assert sim.agents
+    # A fresh secret: one registration and one login per user, no wasted login attempt.
+    assert backend.auth_calls == 2 * len(sim.agents)
+    backend.auth_calls = 0
+    again = await run_sim(backend, 0.3)
+    assert backend.auth_calls == len(again.agents)
