@@ -259,8 +259,11 @@ describe('trading terminal in a real browser against a real stack', () => {
         const buyer = seller === restA ? restB : restA;
         const price = base.add(off).toFixed(2);
         const quantity = String(2 + ((i * 3 + j) % 7));
-        await seller.call<Order>('POST', '/orders', { symbol: 'AAPL', side: 'sell', type: 'limit', time_in_force: 'gtc', price, quantity });
-        await buyer.call<Order>('POST', '/orders', { symbol: 'AAPL', side: 'buy', type: 'limit', time_in_force: 'ioc', price, quantity });
+        // Every other trade is seller-initiated, so the tape shows both aggressor colours.
+        const [maker, taker] = (i + j) % 2 === 0 ? [seller, buyer] : [buyer, seller];
+        const makerSide = maker === seller ? 'sell' : 'buy';
+        await maker.call<Order>('POST', '/orders', { symbol: 'AAPL', side: makerSide, type: 'limit', time_in_force: 'gtc', price, quantity });
+        await taker.call<Order>('POST', '/orders', { symbol: 'AAPL', side: makerSide === 'sell' ? 'buy' : 'sell', type: 'limit', time_in_force: 'ioc', price, quantity });
       }
       await sleep(1000);
     }

@@ -248,7 +248,7 @@ export function OrderTicket({
             <dd className="num">{est.price ? formatPrice(est.price, ins.tick_size) : '—'}</dd>
           </div>
           <div>
-            <dt>Est. {side === 'buy' ? 'cost' : 'proceeds'}</dt>
+            <dt title="Price times quantity, before fees">Est. {side === 'buy' ? 'cost' : 'proceeds'} <span className="small">(excl. fees)</span></dt>
             <dd className="num" data-testid="estimated-cost">
               {est.notional ? formatMoney(est.notional) : '—'}
             </dd>

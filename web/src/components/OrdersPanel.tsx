@@ -177,10 +177,14 @@ export function OrdersPanel({ symbol }: { symbol: string | null }) {
             Fills
           </button>
         </div>
-        <label className="check small">
-          <input type="checkbox" checked={onlySymbol} onChange={(e) => setOnlySymbol(e.target.checked)} />
-          <span>{symbol ?? 'this symbol'} only</span>
-        </label>
+        {symbol ? (
+          <label className="check small">
+            <input type="checkbox" checked={onlySymbol} onChange={(e) => setOnlySymbol(e.target.checked)} />
+            <span>{symbol} only</span>
+          </label>
+        ) : (
+          <span className="spacer" />
+        )}
         {tab === 'open' && (
           <button type="button" className="small-btn danger" disabled={openRows.length === 0 || cancelAll.isPending} onClick={() => cancelAll.mutate()}>
             Cancel all

@@ -87,6 +87,17 @@ describe('OrderBook', () => {
   });
 });
 
+describe('the backend delta shape', () => {
+  it('applies one level per update message with its extra fields', () => {
+    const b = book();
+    expect(b.applyDelta(11, { side: 'sell', price: '100.50', quantity: '0', order_count: 0, sequence: 912 })).toBe('ok');
+    expect(b.applyDelta(12, { side: 'buy', price: '100.10', quantity: '4', order_count: 2, sequence: 913 })).toBe('ok');
+    const v = b.view();
+    expect(v.bestAsk).toBe('101');
+    expect(v.bestBid).toBe('100.1');
+  });
+});
+
 describe('parseChanges', () => {
   it('accepts object and tuple level changes', () => {
     expect(parseChanges({ changes: [{ side: 'buy', price: '1.00', quantity: '2' }, ['sell', '2.00', '0']] })).toEqual([

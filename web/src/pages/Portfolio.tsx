@@ -1,6 +1,7 @@
 import { ColorType, createChart, LineSeries, type IChartApi, type ISeriesApi, type UTCTimestamp } from 'lightweight-charts';
 import { useEffect, useMemo, useRef } from 'react';
 import type { Position } from '../api/types';
+import { OrdersPanel } from '../components/OrdersPanel';
 import { useAccount, useInstrumentMap, usePortfolio } from '../hooks';
 import { dec, formatMoney, formatPrice, formatQty, signOf, ZERO } from '../lib/decimal';
 import type { EquitySample } from '../lib/equity';
@@ -16,28 +17,29 @@ function Pnl({ value, testId }: { value: string | null | undefined; testId?: str
   );
 }
 
-/** Share of gross exposure per position plus cash, as a stacked bar and a legend. */
-function Allocation({ positions, cash }: { positions: Position[]; cash: string | null }) {
+/** Share of gross position value per symbol, and how much of the equity sits in cash. */
+function Allocation({ positions, cash, equity }: { positions: Position[]; cash: string | null; equity: string | null }) {
   const parts = useMemo(() => {
     const rows = positions
       .map((p) => ({ label: p.symbol, value: (dec(p.market_value) ?? ZERO).abs(), short: signOf(p.quantity) < 0 }))
       .filter((r) => !r.value.isZero());
-    const c = dec(cash);
-    if (c && c.greaterThan(0)) rows.push({ label: 'Cash', value: c, short: false });
     const total = rows.reduce((acc, r) => acc.add(r.value), ZERO);
     return rows
       .sort((a, b) => b.value.comparedTo(a.value))
       .map((r, i) => ({
         ...r,
         pct: total.isZero() ? ZERO : r.value.div(total).mul(100),
-        color: r.label === 'Cash' ? '#475569' : PALETTE[i % PALETTE.length]!,
+        color: PALETTE[i % PALETTE.length]!,
       }));
-  }, [positions, cash]);
+  }, [positions]);
+  const c = dec(cash);
+  const e = dec(equity);
+  const cashPct = c && e && !e.isZero() ? c.div(e).mul(100) : null;
   return (
     <section className="panel" aria-label="Allocation">
       <header className="panel-header">
         <h2>Allocation</h2>
-        <span className="muted small">share of gross value</span>
+        <span className="muted small">share of gross position value</span>
       </header>
       <div className="alloc-bar" role="img" aria-label="Allocation bar">
         {parts.map((p) => (
@@ -56,8 +58,15 @@ function Allocation({ positions, cash }: { positions: Position[]; cash: string |
             <span className="num muted">{p.pct.toFixed(1)}%</span>
           </li>
         ))}
-        {parts.length === 0 && <li className="muted">Nothing to show yet</li>}
+        {parts.length === 0 && <li className="muted">No open positions</li>}
+        <li className="alloc-cash">
+          <span className="swatch" style={{ background: '#475569' }} />
+          <span>Cash</span>
+          <span className="num">{formatMoney(cash)}</span>
+          <span className="num muted">{cashPct ? `${cashPct.toFixed(1)}%` : '—'}</span>
+        </li>
       </ul>
+      <p className="muted small alloc-note">Cash is shown as a share of equity.</p>
     </section>
   );
 }
@@ -211,9 +220,10 @@ export function PortfolioPage({ equity }: { equity: EquitySample[] }) {
         </div>
       </section>
       <div className="portfolio-charts">
-        <Allocation positions={portfolio?.positions ?? []} cash={portfolio?.cash ?? null} />
+        <Allocation positions={portfolio?.positions ?? []} cash={portfolio?.cash ?? null} equity={portfolio?.equity ?? null} />
         <EquityCurve samples={equity} />
       </div>
+      <OrdersPanel symbol={null} />
     </div>
   );
 }
