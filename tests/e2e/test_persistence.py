@@ -65,6 +65,9 @@ def trade_some(stack: Stack) -> list[Any]:
     )
     canceled = a.placed(symbol="AAPL", side="buy", type="limit", quantity="1", price="188.00")
     a.req("DELETE", f"/orders/{canceled['id']}")
+    # A cancel-all with nothing to cancel is a command like any other: it must not break recovery.
+    nothing = b.req("DELETE", "/orders", params={"symbol": "NVDA"})
+    assert nothing.status_code == 200, nothing.text
     return [a, b]
 
 

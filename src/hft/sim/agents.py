@@ -253,6 +253,25 @@ class Agent:
     def spec_for(self, symbol: str) -> InstrumentSpec | None:
         return None
 
+    async def cancel_leftovers(self, symbol: str | None) -> None:
+        """Cancel open orders left by an earlier run (on `symbol`, or all).
+
+        Looks first and cancels only when there is something: a cancel-all is an engine
+        command, journaled like any other, and most starts have nothing to cancel.
+        """
+        params: dict[str, Any] = {"status": "open", "limit": 1}
+        if symbol is not None:
+            params["symbol"] = symbol
+        rows = await self.guarded(
+            "open_orders", lambda: self.session.call("GET", "/orders", params=params)
+        )
+        if not rows:
+            return
+        cancel_params = {"symbol": symbol} if symbol is not None else None
+        await self.guarded(
+            "cancel_all", lambda: self.session.call("DELETE", "/orders", params=cancel_params)
+        )
+
     async def place(self, intent: OrderIntent, spec: InstrumentSpec) -> dict[str, Any] | None:
         """POST /orders after taking a token; returns the order or None on error."""
         await self.limiter.acquire()
@@ -334,10 +353,7 @@ class MarketMaker(Agent):
 
     async def start(self) -> None:
         # Quotes left over from an earlier run are replaced by a fresh ladder.
-        symbol = self.market.spec.symbol
-        await self.guarded(
-            "cancel_all", lambda: self.session.call("DELETE", "/orders", params={"symbol": symbol})
-        )
+        await self.cancel_leftovers(self.market.spec.symbol)
         await self.refresh_positions(0.0)
         self.synced_at = time.monotonic()
         # The first ladder goes out at once, outside the rate budget, so the book fills in
@@ -504,7 +520,7 @@ class NoiseTrader(Agent):
         return market.spec if market else None
 
     async def start(self) -> None:
-        await self.guarded("cancel_all", lambda: self.session.call("DELETE", "/orders"))
+        await self.cancel_leftovers(None)
 
     async def step(self) -> None:
         await self.retire_old_orders()
