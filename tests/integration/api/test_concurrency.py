@@ -9,16 +9,16 @@ import pytest
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     TRADING_TEST_SETTINGS,
-    engine,
+    engine_fixture,
     place,
-    with_trading,
+    with_trading_fixture,
 )
 
 D = Decimal
 
 
 @pytest.fixture
-def settings_overrides(engine):  # noqa: F811 - replaces the shared fixture
+def settings_overrides(engine):
     return {
         "engine_address": engine.address,
         "starting_cash": "1000",

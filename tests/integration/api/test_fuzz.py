@@ -14,11 +14,11 @@ from hypothesis import HealthCheck
 from schemathesis import GenerationMode
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
-    engine,
+    engine_fixture,
     place,
-    settings_overrides,
-    trading_overrides,
-    with_trading,
+    settings_overrides_fixture,
+    trading_overrides_fixture,
+    with_trading_fixture,
 )
 
 VALID = '"symbol": "AAPL", "side": "buy", "type": "limit"'

@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
-    engine,
+    engine_fixture,
     place,
-    settings_overrides,
-    trading_overrides,
-    with_trading,
+    settings_overrides_fixture,
+    trading_overrides_fixture,
+    with_trading_fixture,
 )
 
 D = Decimal

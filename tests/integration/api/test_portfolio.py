@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
-    engine,
+    engine_fixture,
     place,
-    settings_overrides,
-    with_trading,
+    settings_overrides_fixture,
+    with_trading_fixture,
 )
 
 D = Decimal

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from hft.api.app import create_app
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
-    engine,
+    engine_fixture,
     place,
-    settings_overrides,
-    trading_overrides,
-    with_trading,
+    settings_overrides_fixture,
+    trading_overrides_fixture,
+    with_trading_fixture,
 )
 from hft.db.models.trading import EngineCursor, FillRow
 from hft.engine.client import EngineClient, ExecutionSubscriber, order_request

@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncio
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
-    engine,
+    engine_fixture,
     place,
-    settings_overrides,
-    trading_overrides,
-    with_trading,
+    settings_overrides_fixture,
+    trading_overrides_fixture,
+    with_trading_fixture,
 )
 
 
-async def _until(predicate, timeout=30.0):
+async def _until(predicate, limit=30.0):
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + limit
     while loop.time() < end:
         if await predicate():
             return True
@@ -69,7 +69,7 @@ async def test_engine_down_then_back(app, client, engine, make_user):
     assert r.status_code == 503
     # The engine comes back (same journal): everything resumes by itself.
     engine.start()
-    assert await _until(lambda: _status(client, 200))
+    assert await _until(lambda: _status(client, 200)), (await client.get("/health")).text
 
     async def resolved():
         o = (await alice.get("/api/v1/orders/by-client-id/in-doubt")).json()

@@ -9,11 +9,11 @@ import httpx
 import websockets
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
-    engine,
+    engine_fixture,
     place,
-    settings_overrides,
-    trading_overrides,
-    with_trading,
+    settings_overrides_fixture,
+    trading_overrides_fixture,
+    with_trading_fixture,
 )
 
 

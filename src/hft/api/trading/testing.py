@@ -3,7 +3,10 @@
 Import the fixtures into a test module that uses the platform's fixtures
 (tests/integration/api/conftest.py):
 
-    from hft.api.trading.testing import engine, settings_overrides, with_trading
+    from hft.api.trading.testing import (
+        engine_fixture, settings_overrides_fixture, trading_overrides_fixture,
+        with_trading_fixture,
+    )
 
 `engine` is a real `hft engine` subprocess per test (its own data directory and port),
 so every test starts from an empty book and an empty execution stream.
@@ -11,6 +14,7 @@ so every test starts from an empty book and an empty execution stream.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,14 @@ import pytest
 
 from hft.engine.testing import EngineProcess
 
+
+def free_port() -> int:
+    """A currently free loopback TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 TRADING_TEST_SETTINGS: dict[str, Any] = {
     "reconcile_grace_s": 2.0,
     "reconcile_interval_s": 0.5,
@@ -28,25 +40,28 @@ TRADING_TEST_SETTINGS: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def with_trading() -> bool:
+@pytest.fixture(name="with_trading")
+def with_trading_fixture() -> bool:
     return True
 
 
-@pytest.fixture
-def trading_overrides() -> dict[str, Any]:
+@pytest.fixture(name="trading_overrides")
+def trading_overrides_fixture() -> dict[str, Any]:
     """Extra `settings.trading` values for a test module (override to change)."""
     return {}
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    with EngineProcess(tmp_path / "engine", fsync="none") as proc:
+@pytest.fixture(name="engine")
+def engine_fixture(tmp_path: Path) -> Iterator[EngineProcess]:
+    # A fixed port, so a restarted engine (fault tests) is found at the same address.
+    with EngineProcess(tmp_path / "engine", fsync="none", port=free_port()) as proc:
         yield proc
 
 
-@pytest.fixture
-def settings_overrides(engine: EngineProcess, trading_overrides: dict[str, Any]) -> dict[str, Any]:
+@pytest.fixture(name="settings_overrides")
+def settings_overrides_fixture(
+    engine: EngineProcess, trading_overrides: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "engine_address": engine.address,
         "trading": {**TRADING_TEST_SETTINGS, **trading_overrides},
@@ -76,4 +91,12 @@ async def place(
     return data
 
 
-__all__ = ["engine", "place", "settings_overrides", "trading_overrides", "with_trading"]
+__all__ = [
+    "TRADING_TEST_SETTINGS",
+    "engine_fixture",
+    "free_port",
+    "place",
+    "settings_overrides_fixture",
+    "trading_overrides_fixture",
+    "with_trading_fixture",
+]
