@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hft.api.errors import error_json
@@ -61,6 +62,20 @@ def route_template(scope: Scope) -> str:
     return template
 
 
+def _too_large(limit: int) -> str:
+    return f"request body larger than {limit} bytes"
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
     payload = orjson.dumps(body)
     await send(
@@ -78,10 +93,18 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, access_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        access_log: bool = True,
+        max_body_bytes: int = 1024 * 1024,
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.access_log = access_log
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -115,15 +138,38 @@ class RequestContextMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), rid_header]}
             await send(message)
 
+        received = 0
+        limit = self.max_body_bytes
+
+        async def receive_limited() -> Message:
+            # For bodies without Content-Length (chunked): stop reading past the limit.
+            # FastAPI passes an HTTPException raised while reading the body through.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, _too_large(limit))
+            return message
+
         try:
             wait = self.limiter.rest_ip_wait(ip) if path.startswith("/api/") else 0.0
-            if wait:
+            length = _content_length(scope)
+            if length is not None and length > limit:
+                await _send_json(
+                    send_wrapper, 413, error_json("body_too_large", _too_large(limit)), []
+                )
+            elif wait:
                 RATE_LIMITED.labels("ip").inc()
                 err = too_many_requests(wait, "requests from this address")
                 headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
                 await _send_json(send_wrapper, 429, error_json(err.code, err.message), headers)
             else:
-                await self.app(scope, receive, send_wrapper)
+                await self.app(scope, receive_limited, send_wrapper)
+        except StarletteHTTPException as exc:
+            if started or exc.status_code != 413:
+                raise
+            await _send_json(send_wrapper, 413, error_json("body_too_large", exc.detail), [])
         except Exception:
             log.exception("unhandled error in %s %s", method, path, extra={"request_id": rid})
             if not started:

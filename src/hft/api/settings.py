@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is trusted for the client IP (uvicorn's setting).
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # Requests with a larger body are refused with 413 before they are read into memory.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     starting_cash: Decimal = Field(default=Decimal("1000000"), ge=0, allow_inf_nan=False)
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]

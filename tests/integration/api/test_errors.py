@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
 REGISTER = "/api/v1/auth/register"
+TOKEN = "/api/v1/auth/token"
 
 
 @pytest.mark.parametrize(
@@ -76,6 +79,26 @@ async def test_path_and_query_type_errors(make_user) -> None:
     assert r.json()["error"]["code"] == "invalid_limit"
     r = await admin.get("/api/v1/admin/audit", params={"limit": "99999999999999999999999"})
     assert r.status_code == 422
+
+
+async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
+    big = b'{"username": "abc", "password": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    r = await client.post(REGISTER, content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "body_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536
+
+    # Without Content-Length (chunked), reading stops at the limit too.
+    for path, ctype in (
+        (REGISTER, "application/json"),
+        (TOKEN, "application/x-www-form-urlencoded"),
+    ):
+        r = await client.post(path, content=chunks(), headers={"Content-Type": ctype})
+        assert r.status_code == 413
+        assert r.json()["error"]["code"] == "body_too_large"
 
 
 async def test_unknown_route_and_method(client: httpx.AsyncClient) -> None:
