@@ -78,11 +78,15 @@ class ApiProcess:
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> None:
+    def spawn(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 self.cmd, stdout=log, stderr=log, env=self.env, start_new_session=True
             )
+
+    async def start(self) -> None:
+        self.spawn()
+        assert self.proc is not None
         async with httpx.AsyncClient(base_url=self.url) as c:
             for _ in range(600):
                 if self.proc.poll() is not None:
