@@ -38,7 +38,7 @@ export function PriceChart({ instrument }: { instrument: Instrument }) {
       },
       grid: { vertLines: { color: '#1a2029' }, horzLines: { color: '#1a2029' } },
       rightPriceScale: { borderColor: '#252d38' },
-      timeScale: { borderColor: '#252d38', timeVisible: true, secondsVisible: true },
+      timeScale: { borderColor: '#252d38', timeVisible: true, secondsVisible: true, barSpacing: 12, rightOffset: 4 },
       crosshair: { mode: 0 },
     });
     const candle = chart.addSeries(CandlestickSeries, {
@@ -49,7 +49,12 @@ export function PriceChart({ instrument }: { instrument: Instrument }) {
       wickUpColor: UP,
       wickDownColor: DOWN,
     });
-    const volume = chart.addSeries(HistogramSeries, { priceFormat: { type: 'volume' }, priceScaleId: 'vol' });
+    const volume = chart.addSeries(HistogramSeries, {
+      priceFormat: { type: 'volume' },
+      priceScaleId: 'vol',
+      lastValueVisible: false,
+      priceLineVisible: false,
+    });
     volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     candle.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.25 } });
     chartRef.current = chart;
@@ -92,9 +97,13 @@ export function PriceChart({ instrument }: { instrument: Instrument }) {
       })),
     );
     const key = `${instrument.symbol}:${interval}`;
+    // On a new symbol or interval, jump to the latest bars at a readable bar width
+    // (fitting a handful of bars to the whole width would draw them as slabs).
     if (candles.length > 0 && fittedKey.current !== key) {
       fittedKey.current = key;
-      chartRef.current?.timeScale().fitContent();
+      const ts = chartRef.current?.timeScale();
+      ts?.applyOptions({ barSpacing: 12 });
+      ts?.scrollToRealTime();
     }
   }, [candles, version, instrument.symbol, interval]);
 
