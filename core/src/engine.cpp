@@ -31,6 +31,31 @@ constexpr std::uint16_t code(CancelReason r) { return static_cast<std::uint16_t>
 
 }  // namespace
 
+inline void Engine::touch(std::uint32_t li) {
+  Level& lv = levels_[li];
+  if (lv.touch_epoch == epoch_) return;
+  lv.touch_epoch = epoch_;
+  touched_.push_back(Touched{lv.price, li, lv.gen, lv.book, lv.side});
+}
+
+inline void Engine::order_event(EventType type, std::uint32_t symbol_id, const Order& o,
+                                std::uint16_t reason, std::int64_t qty, std::int64_t leaves) {
+  Event& e = push(type);
+  e.side = o.side;
+  e.reason = reason;
+  e.symbol_id = symbol_id;
+  e.order_id = o.order_id;
+  e.account_id = o.account_id;
+  e.price = o.price;
+  e.qty = qty;
+  e.leaves_qty = leaves;
+}
+
+inline void Engine::drop(std::uint32_t oi) {
+  unlink(oi);
+  pool_.free(oi);
+}
+
 Engine::Engine(std::uint64_t max_orders, std::int64_t default_max_open_orders)
     : max_orders_(max_orders),
       default_max_open_(default_max_open_orders),
@@ -84,7 +109,28 @@ std::size_t Engine::first_invalid_command(const Command* cmds, std::size_t n) no
 }
 
 void Engine::process(const Command* cmds, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) execute(cmds[i], static_cast<std::uint32_t>(i));
+  // With a large book almost every id lookup and every order touched is a cache miss. The
+  // batch knows what comes next, so it runs a two-stage software pipeline: the hash slot of
+  // command i+8 is prefetched, and for cancels/amends of command i+4 the (by now cached)
+  // slot is read and the order itself prefetched. Prefetches are hints only: a command in
+  // between may change the book, which costs a miss, never a wrong result.
+  constexpr std::size_t kSlotAhead = 8;
+  constexpr std::size_t kOrderAhead = 4;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kSlotAhead < n) {
+      const Command& f = cmds[i + kSlotAhead];
+      if (f.kind <= static_cast<std::uint8_t>(CommandKind::kAmend)) order_map_.prefetch(f.order_id);
+    }
+    if (i + kOrderAhead < n) {
+      const Command& f = cmds[i + kOrderAhead];
+      if (f.kind == static_cast<std::uint8_t>(CommandKind::kCancel) ||
+          f.kind == static_cast<std::uint8_t>(CommandKind::kAmend)) {
+        const std::uint32_t oi = order_map_.find(f.order_id);
+        if (oi != FlatMap::kEmpty) __builtin_prefetch(&pool_[oi]);
+      }
+    }
+    execute(cmds[i], static_cast<std::uint32_t>(i));
+  }
 }
 
 void Engine::execute(const Command& c, std::uint32_t cmd_index) {
@@ -125,19 +171,6 @@ void Engine::execute(const Command& c, std::uint32_t cmd_index) {
 // ---------------------------------------------------------------------------------------
 // Events
 
-void Engine::order_event(EventType type, std::uint32_t symbol_id, const Order& o,
-                         std::uint16_t reason, std::int64_t qty, std::int64_t leaves) {
-  Event& e = push(type);
-  e.side = o.side;
-  e.reason = reason;
-  e.symbol_id = symbol_id;
-  e.order_id = o.order_id;
-  e.account_id = o.account_id;
-  e.price = o.price;
-  e.qty = qty;
-  e.leaves_qty = leaves;
-}
-
 void Engine::reject(EventType type, const Command& c, RejectReason reason) {
   Event& e = push(type);
   e.reason = code(reason);
@@ -154,24 +187,19 @@ void Engine::reject(EventType type, const Command& c, RejectReason reason) {
   }
 }
 
-void Engine::touch(std::uint32_t li) {
-  Level& lv = levels_[li];
-  if (lv.touch_epoch == epoch_) return;
-  lv.touch_epoch = epoch_;
-  touched_.push_back(Touched{lv.book, lv.side, lv.price});
-}
-
 void Engine::flush_book_changes() {
   for (const Touched& t : touched_) {
     Book& b = books_[t.book];
-    const std::uint32_t li = level_at(t.book, t.side, t.price);
     Event& e = push(EventType::kBookChange);
     e.side = t.side;
     e.symbol_id = b.spec.symbol_id;
     e.price = t.price;
-    if (li != kNil) {
-      e.qty = levels_[li].total;
-      e.order_count = levels_[li].count;
+    // Same generation: the level still exists (it cannot have moved to another price without
+    // being freed). Otherwise it emptied during the command and is reported gone.
+    const Level& lv = levels_[t.level];
+    if (lv.gen == t.gen) {
+      e.qty = lv.total;
+      e.order_count = lv.count;
     }
     e.book_seq = ++b.book_seq;
   }
@@ -180,20 +208,6 @@ void Engine::flush_book_changes() {
 
 // ---------------------------------------------------------------------------------------
 // Book structure
-
-std::uint32_t Engine::level_at(std::uint32_t book, std::uint8_t side, std::int64_t price) const {
-  const Book& b = books_[book];
-  const BookSide& s = side == kBuy ? b.bids : b.asks;
-  if (s.prices.empty()) return kNil;
-  // Most lookups hit the best level; check it before the binary search.
-  if (s.prices.back() == price) return s.levels.back();
-  const bool bid = side == kBuy;
-  const auto it =
-      std::lower_bound(s.prices.begin(), s.prices.end(), price,
-                       [bid](std::int64_t a, std::int64_t p) { return bid ? a < p : a > p; });
-  if (it == s.prices.end() || *it != price) return kNil;
-  return s.levels[static_cast<std::size_t>(it - s.prices.begin())];
-}
 
 std::uint32_t Engine::find_or_create_level(std::uint32_t book, std::uint8_t side,
                                            std::int64_t price) {
@@ -225,12 +239,15 @@ std::uint32_t Engine::find_or_create_level(std::uint32_t book, std::uint8_t side
     levels_.emplace_back();
   }
   Level& lv = levels_[li];
-  lv = Level{price, 0, kNil, kNil, 0, book, 0, side};
+  const std::uint32_t gen = lv.gen;
+  lv = Level{price, 0, kNil, kNil, 0, book, 0, gen, side};
   // A level at this price may have been emptied earlier in the same command: it must keep
-  // a single BOOK_CHANGE, so adopt the earlier touch instead of queuing another.
-  for (const Touched& t : touched_) {
+  // a single BOOK_CHANGE, so the earlier touch is redirected to the new level.
+  for (Touched& t : touched_) {
     if (t.book == book && t.side == side && t.price == price) {
       lv.touch_epoch = epoch_;
+      t.level = li;
+      t.gen = gen;
       break;
     }
   }
@@ -254,6 +271,7 @@ void Engine::erase_level(std::uint32_t li) {
     s.prices.erase(it);
     s.levels.erase(s.levels.begin() + pos);
   }
+  ++levels_[li].gen;
   free_levels_.push_back(li);
 }
 
@@ -276,11 +294,9 @@ void Engine::rest(std::uint32_t book, std::uint32_t oi) {
   order_map_.put(o.order_id, oi);
   const std::uint32_t ai = account_for(o.account_id);
   Account& a = accounts_[ai];
-  o.acct_prev = kNil;
-  o.acct_next = a.head;
-  if (a.head != kNil) pool_[a.head].acct_prev = oi;
-  a.head = oi;
-  ++a.open;
+  o.account = ai;
+  o.acct_pos = static_cast<std::uint32_t>(a.orders.size());
+  a.orders.push_back(oi);
   ++live_;
 }
 
@@ -301,20 +317,12 @@ void Engine::unlink(std::uint32_t oi) {
   if (--lv.count == 0) erase_level(o.level);
   o.level = kNil;
   order_map_.erase(o.order_id);
-  Account& a = accounts_[account_map_.find(o.account_id)];
-  if (o.acct_prev != kNil) {
-    pool_[o.acct_prev].acct_next = o.acct_next;
-  } else {
-    a.head = o.acct_next;
-  }
-  if (o.acct_next != kNil) pool_[o.acct_next].acct_prev = o.acct_prev;
-  --a.open;
+  Account& a = accounts_[o.account];
+  const std::uint32_t last = a.orders.back();
+  a.orders[o.acct_pos] = last;
+  pool_[last].acct_pos = o.acct_pos;
+  a.orders.pop_back();
   --live_;
-}
-
-void Engine::drop(std::uint32_t oi) {
-  unlink(oi);
-  pool_.free(oi);
 }
 
 std::uint32_t Engine::account_for(std::uint64_t account_id) {
@@ -377,6 +385,8 @@ bool Engine::match(std::uint32_t book, std::uint32_t ti, bool market) {
     while (t.leaves > 0 && !level_gone) {
       const std::uint32_t mi = levels_[li].head;
       Order& m = pool_[mi];
+      // A sweep walks the FIFO: start loading the next maker while this one trades.
+      if (m.next != kNil) __builtin_prefetch(&pool_[m.next]);
       level_gone = levels_[li].count == 1;
       if (m.account_id == t.account_id && t.stp != kStpNone) {
         if (t.stp != kStpTaker) {
@@ -484,7 +494,7 @@ void Engine::on_submit(const Command& c) {
   if (may_rest) {
     const std::int64_t limit =
         acct != nullptr && acct->explicit_max ? acct->max_open : default_max_open_;
-    if (limit > 0 && acct != nullptr && static_cast<std::int64_t>(acct->open) >= limit) {
+    if (limit > 0 && acct != nullptr && static_cast<std::int64_t>(acct->orders.size()) >= limit) {
       return reject(EventType::kRejected, c, RejectReason::kMaxOpenOrders);
     }
   }
@@ -546,7 +556,7 @@ void Engine::on_amend(const Command& c) {
   if (b.spec.status == kHalted) {
     return reject(EventType::kAmendRejected, c, RejectReason::kSymbolHalted);
   }
-  if (accounts_[account_map_.find(o.account_id)].kill) {
+  if (accounts_[o.account].kill) {
     return reject(EventType::kAmendRejected, c, RejectReason::kKillSwitch);
   }
   if (c.price != o.price) {
@@ -595,7 +605,7 @@ void Engine::on_cancel_all(const Command& c) {
   const std::uint32_t ai = account_map_.find(c.account_id);
   if (ai == FlatMap::kEmpty) return;
   scratch_.clear();
-  for (std::uint32_t oi = accounts_[ai].head; oi != kNil; oi = pool_[oi].acct_next) {
+  for (const std::uint32_t oi : accounts_[ai].orders) {
     if (c.symbol_id == 0 || symbol_of(pool_[oi]) == c.symbol_id) scratch_.push_back(oi);
   }
   cancel_orders(scratch_, EventType::kCanceled, CancelReason::kUser);
@@ -610,10 +620,7 @@ void Engine::on_kill_switch(const Command& c) {
   }
   const std::uint32_t ai = account_for(c.account_id);
   accounts_[ai].kill = true;
-  scratch_.clear();
-  for (std::uint32_t oi = accounts_[ai].head; oi != kNil; oi = pool_[oi].acct_next) {
-    scratch_.push_back(oi);
-  }
+  scratch_ = accounts_[ai].orders;
   cancel_orders(scratch_, EventType::kCanceled, CancelReason::kKillSwitch);
 }
 

@@ -70,7 +70,7 @@ std::vector<OrderInfo> Engine::open_orders(std::uint64_t account_id) const {
   std::vector<OrderInfo> out;
   const std::uint32_t ai = account_map_.find(account_id);
   if (ai == FlatMap::kEmpty) return out;
-  for (std::uint32_t oi = accounts_[ai].head; oi != kNil; oi = pool_[oi].acct_next) {
+  for (const std::uint32_t oi : accounts_[ai].orders) {
     out.push_back(*order(pool_[oi].order_id));
   }
   std::sort(out.begin(), out.end(),

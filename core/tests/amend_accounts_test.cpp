@@ -43,6 +43,27 @@ TEST_F(AmendTest, QuantityUpLosesPriority) {
   EXPECT_EQ(t[0].maker_order_id, 2u);
 }
 
+TEST_F(AmendTest, LoneOrderLevelRecreatedInOneCommandGetsOneBookChange) {
+  submit({.id = 1, .price = 100, .qty = 10});
+  auto evs = amend(1, 100, 15);
+  ASSERT_EQ(evs.size(), 2u);
+  EXPECT_EQ(evs[1].type, ev(EventType::kBookChange));
+  EXPECT_EQ(evs[1].price, 100);
+  EXPECT_EQ(evs[1].qty, 15);
+  EXPECT_EQ(evs[1].order_count, 1u);
+  // The freed level object is recycled for the new price within the same command: the old
+  // price must still be reported gone.
+  evs = amend(1, 101, 15);
+  ASSERT_EQ(evs.size(), 3u);
+  EXPECT_EQ(evs[1].price, 100);
+  EXPECT_EQ(evs[1].qty, 0);
+  EXPECT_EQ(evs[1].order_count, 0u);
+  EXPECT_EQ(evs[2].price, 101);
+  EXPECT_EQ(evs[2].qty, 15);
+  EXPECT_EQ(evs[2].order_count, 1u);
+  EXPECT_EQ(evs[2].book_seq, evs[1].book_seq + 1);
+}
+
 TEST_F(AmendTest, PriceChangeMayTradeAndKeepsFilled) {
   submit({.id = 1, .account = 2, .side = kSell, .price = 105, .qty = 3});
   submit({.id = 2, .price = 100, .qty = 10});

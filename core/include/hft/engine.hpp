@@ -32,9 +32,9 @@ struct alignas(64) Order {
   std::int64_t filled;
   std::uint32_t next;  // FIFO successor in the level; free-list link while unused
   std::uint32_t prev;
-  std::uint32_t acct_next;  // the account's intrusive list of live orders
-  std::uint32_t acct_prev;
-  std::uint32_t level;  // index of the level the order rests on (kNil while a taker)
+  std::uint32_t account;   // index in Engine::accounts_ (saves a hash lookup per unlink)
+  std::uint32_t acct_pos;  // position in the account's order vector
+  std::uint32_t level;     // index of the level the order rests on (kNil while a taker)
   std::uint8_t side;
   std::uint8_t tif;
   std::uint8_t post_only;
@@ -112,6 +112,7 @@ struct Level {
   std::uint32_t count;
   std::uint32_t book;
   std::uint64_t touch_epoch;  // last command that queued a BOOK_CHANGE for this level
+  std::uint32_t gen;          // bumped when the level is freed: stale Touched entries see it
   std::uint8_t side;
 };
 
@@ -141,10 +142,12 @@ struct Book {
   BookSide asks;
 };
 
+/// Per-account state. Live orders are kept in a vector with swap-remove (each order knows its
+/// position) rather than a doubly linked list: unlinking then touches one order, usually the
+/// account's most recent and still cached, instead of two cold neighbours.
 struct Account {
   std::uint64_t id = 0;
-  std::uint32_t head = kNil;
-  std::uint32_t open = 0;
+  std::vector<std::uint32_t> orders;
   std::int64_t max_open = 0;
   bool kill = false;
   bool explicit_max = false;
@@ -226,9 +229,11 @@ class Engine {
 
  private:
   struct Touched {
+    std::int64_t price;
+    std::uint32_t level;
+    std::uint32_t gen;
     std::uint32_t book;
     std::uint8_t side;
-    std::int64_t price;
   };
 
   // Command handlers.
@@ -246,11 +251,12 @@ class Engine {
   void finish_taker(std::uint32_t book, std::uint32_t taker, bool canceled, bool may_rest);
   void rest(std::uint32_t book, std::uint32_t oi);
   void unlink(std::uint32_t oi);
-  void drop(std::uint32_t oi);
-  std::uint32_t level_at(std::uint32_t book, std::uint8_t side, std::int64_t price) const;
+  [[gnu::always_inline]] inline void drop(std::uint32_t oi);
   std::uint32_t find_or_create_level(std::uint32_t book, std::uint8_t side, std::int64_t price);
   void erase_level(std::uint32_t li);
-  void touch(std::uint32_t li);
+  // Called several times per command from many sites; forcing the inline removes a call
+  // and a register spill per event on the hot path.
+  [[gnu::always_inline]] inline void touch(std::uint32_t li);
   void flush_book_changes();
   [[nodiscard]] std::int64_t fillable(const Book& b, const Order& t, bool market) const;
   [[nodiscard]] bool out_of_band(const Book& b, std::int64_t price) const noexcept;
@@ -265,8 +271,9 @@ class Engine {
     e.ts = ts_;
     return e;
   }
-  void order_event(EventType type, std::uint32_t symbol_id, const Order& o, std::uint16_t reason,
-                   std::int64_t qty, std::int64_t leaves);
+  [[gnu::always_inline]] inline void order_event(EventType type, std::uint32_t symbol_id,
+                                                 const Order& o, std::uint16_t reason,
+                                                 std::int64_t qty, std::int64_t leaves);
   void reject(EventType type, const Command& c, RejectReason reason);
 
   [[nodiscard]] std::uint32_t symbol_of(const Order& o) const noexcept {

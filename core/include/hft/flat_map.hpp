@@ -26,6 +26,9 @@ class FlatMap {
     }
   }
 
+  /// Starts loading the cache line where key's probe begins.
+  void prefetch(std::uint64_t key) const noexcept { __builtin_prefetch(&entries_[slot_of(key)]); }
+
   /// Inserts or overwrites.
   void put(std::uint64_t key, std::uint32_t value) {
     if ((size_ + 1) * 2 > capacity_) rehash(capacity_ * 2);
@@ -98,7 +101,8 @@ class FlatMap {
 
   [[nodiscard]] std::size_t slot_of(std::uint64_t key) const noexcept {
     // Caller-chosen ids are often sequential; the murmur3 finalizer spreads them so that
-    // runs of ids do not pile up in one probe chain.
+    // runs of ids do not pile up in one probe chain. (Keeping runs of sequential ids in
+    // adjacent slots was tried: it saved no cache misses and lengthened probe chains.)
     key ^= key >> 33;
     key *= 0xff51afd7ed558ccdULL;
     key ^= key >> 33;
