@@ -10,7 +10,10 @@ is sequenced and answered with `accepted=False` and a `reject_reason`.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -78,6 +81,54 @@ def order_row(
         o.quantity,
         0,
     )
+
+
+def batch_commands(
+    orders: Sequence[pb.OrderRequest], symbols: Mapping[str, InstrumentSpec]
+) -> np.ndarray[Any, Any]:
+    """SUBMIT commands (COMMAND_DTYPE, ts 0) for a whole OrderBatch, checked column-wise.
+
+    Raises InvalidRequestError naming the first malformed order (`orders[i].field`).
+    """
+    n = len(orders)
+    oid = np.fromiter(map(attrgetter("order_id"), orders), np.uint64, n)
+    acc = np.fromiter(map(attrgetter("account_id"), orders), np.uint64, n)
+    side = np.fromiter(map(attrgetter("side"), orders), np.int64, n)
+    otype = np.fromiter(map(attrgetter("type"), orders), np.int64, n)
+    tif = np.fromiter(map(attrgetter("time_in_force"), orders), np.int64, n)
+    stp = np.fromiter(map(attrgetter("stp_mode"), orders), np.int64, n)
+    names = list(map(attrgetter("symbol"), orders))
+    ids = {name: spec.symbol_id for name, spec in symbols.items()}
+    sid = np.fromiter(map(ids.get, names, repeat(0)), np.uint32, n)
+    bad = (
+        (oid == 0)
+        | (acc == 0)
+        | (side < 1)
+        | (side > 2)
+        | (otype < 1)
+        | (otype > 2)
+        | (tif < 1)
+        | (tif > 4)
+        | (stp < 0)
+        | (stp > 3)
+        | np.fromiter(map(operator.not_, names), bool, n)
+    )
+    if bad.any():
+        i = int(np.argmax(bad))
+        order_row(orders[i], symbols, f"orders[{i}].")  # raises with the precise message
+    cmds = np.zeros(n, dtype=COMMAND_DTYPE)
+    cmds["kind"] = CommandKind.SUBMIT
+    cmds["side"] = side
+    cmds["type"] = otype
+    cmds["tif"] = tif
+    cmds["stp"] = stp
+    cmds["post_only"] = np.fromiter(map(attrgetter("post_only"), orders), bool, n)
+    cmds["symbol_id"] = sid
+    cmds["order_id"] = oid
+    cmds["account_id"] = acc
+    cmds["price"] = np.fromiter(map(attrgetter("price"), orders), np.int64, n)
+    cmds["qty"] = np.fromiter(map(attrgetter("quantity"), orders), np.int64, n)
+    return cmds
 
 
 def command_row(

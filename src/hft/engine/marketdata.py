@@ -29,7 +29,7 @@ from hft.engine.pb import engine_pb2 as pb
 from hft.engine.streams import Subscriber
 from hft.engine.types import EventType, Side
 
-MdItem = tuple[int, list[tuple[int, ...]]]  # (first sequence of the batch, market-data rows)
+MdItem = tuple[int, np.ndarray[Any, Any]]  # (first sequence of the batch, TRADE/BOOK_CHANGE events)
 
 
 class L2Book:
@@ -71,21 +71,35 @@ class MarketData:
         mask = (t == EventType.BOOK_CHANGE) | (t == EventType.TRADE)
         if not mask.any():
             return
-        rows = events[mask].tolist()
+        md = events[mask]
+        for sub, _symbols in self.subscribers:
+            sub.push((first_seq, md))
         books = self.books
-        for r in rows:
+        sids = md["symbol_id"]
+        for sid in np.unique(sids).tolist():
+            book = books.get(sid)
+            if book is not None:
+                book.book_seq = int(md["book_seq"][sids == sid].max())
+        bc = md[md["type"] == EventType.BOOK_CHANGE]
+        if len(bc) > 1:
+            # Only each level's last change in the batch matters (it carries the final state).
+            order = np.lexsort((np.arange(len(bc)), bc["price"], bc["side"], bc["symbol_id"]))
+            s = bc[order]
+            same_next = (
+                (s["symbol_id"][1:] == s["symbol_id"][:-1])
+                & (s["side"][1:] == s["side"][:-1])
+                & (s["price"][1:] == s["price"][:-1])
+            )
+            bc = s[np.append(~same_next, True)]
+        for r in bc.tolist():
             book = books.get(r[E_SYMBOL])
             if book is None:
                 continue
-            book.book_seq = r[E_BSEQ]
-            if r[E_TYPE] == EventType.BOOK_CHANGE:
-                levels = book.bids if r[E_SIDE] == Side.BUY else book.asks
-                if r[E_QTY] == 0:
-                    levels.pop(r[E_PRICE], None)
-                else:
-                    levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
-        for sub, _symbols in self.subscribers:
-            sub.push((first_seq, rows))
+            levels = book.bids if r[E_SIDE] == Side.BUY else book.asks
+            if r[E_QTY] == 0:
+                levels.pop(r[E_PRICE], None)
+            else:
+                levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
 
     def book_seqs(self) -> dict[int, int]:
         return {sid: b.book_seq for sid, b in self.books.items()}
@@ -120,7 +134,8 @@ class MarketData:
 
     def to_messages(self, item: MdItem, symbol_ids: frozenset[int]) -> list[pb.MarketDataEvent]:
         """A published batch as market-data messages for one subscriber's symbols."""
-        first_seq, rows = item
+        first_seq, md = item
+        rows = md[np.isin(md["symbol_id"], list(symbol_ids))].tolist()
         out: list[pb.MarketDataEvent] = []
         infos = self.infos
         for r in rows:
@@ -136,7 +151,7 @@ class MarketData:
                         book_sequence=r[E_BSEQ],
                         delta=pb.BookDelta(
                             symbol=sym,
-                            side=r[E_SIDE],  # type: ignore[arg-type]
+                            side=r[E_SIDE],
                             price=r[E_PRICE],
                             quantity=r[E_QTY],
                             order_count=r[E_COUNT],
@@ -153,7 +168,7 @@ class MarketData:
                             trade_id=r[E_TRADE],
                             price=r[E_PRICE],
                             quantity=r[E_QTY],
-                            taker_side=r[E_SIDE],  # type: ignore[arg-type]
+                            taker_side=r[E_SIDE],
                             timestamp_ns=r[E_TS],
                         ),
                     )

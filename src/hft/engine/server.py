@@ -62,6 +62,7 @@ from hft.engine.service import (
 )
 from hft.engine.streams import Closed, Overflowed
 from hft.engine.types import EVENT_DTYPE, CommandKind, InstrumentStatus
+from hft.engine.wire import encode_order_batch_response
 
 log = logging.getLogger("hft.engine.server")
 
@@ -104,15 +105,27 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         """Sequence commands and wait for them to be journaled; aborts with the right code."""
         t_recv = time.perf_counter_ns()
         try:
-            fut = self.svc.submit(mapping.to_array(rows), t_recv)
+            cmds = mapping.to_array(rows)
+        except (OverflowError, ValueError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"value out of range: {exc}")
+            raise
+        return await self._run_array(context, cmds, t_recv)
+
+    async def _run_array(
+        self,
+        context: grpc.aio.ServicerContext,
+        cmds: np.ndarray[Any, Any],
+        t_recv: int,
+        *,
+        raw: bool = False,
+    ) -> Result:
+        try:
+            fut = self.svc.submit(cmds, t_recv, raw=raw)
         except ServiceUnavailableError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise
         except OverloadedError as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-            raise
-        except (OverflowError, ValueError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"value out of range: {exc}")
             raise
         try:
             # The caller going away must not cancel a command already queued.
@@ -186,7 +199,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
 
     async def SubmitOrders(  # noqa: N802
         self, request: pb.OrderBatch, context: Any
-    ) -> pb.OrderBatchResponse:
+    ) -> Any:  # OrderBatchResponse, already encoded (bytes)
         await self._serving(context)
         orders = request.orders
         limit = self.svc.settings.max_batch_orders
@@ -197,21 +210,24 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             )
         if not orders:
             return pb.OrderBatchResponse()
-        by_symbol = self.svc.by_symbol
+        t_recv = time.perf_counter_ns()
         try:
-            rows = [mapping.order_row(o, by_symbol, f"orders[{i}].") for i, o in enumerate(orders)]
+            cmds = mapping.batch_commands(orders, self.svc.by_symbol)
         except InvalidRequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
-        res = await self._run(context, rows)
-        infos = self.svc.infos
-        out = []
-        for i, o in enumerate(orders):
-            seq, erows = res.command(i)
-            out.append(
-                mapping.order_response(seq, res.ts, o.order_id, erows, infos, self._info(o.symbol))
-            )
-        return pb.OrderBatchResponse(responses=out)
+        res = await self._run_array(context, cmds, t_recv, raw=True)
+        assert res.events is not None
+        # Encoded column-wise: building a message per order and event would dominate.
+        return encode_order_batch_response(
+            res.first_seq,
+            res.ts,
+            cmds["order_id"],
+            cmds["symbol_id"],
+            res.events,
+            self.svc.infos,
+            [o.symbol for o in orders],
+        )
 
     async def StreamOrders(  # noqa: N802
         self, request_iterator: AsyncIterator[pb.OrderRequest], context: Any
@@ -591,6 +607,37 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             svc.md.unsubscribe(sub, symbol_ids)
 
 
+def _serialize(message: Any) -> bytes:
+    # Handlers may answer with pre-encoded bytes (the batch path) or a message.
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def add_servicer(servicer: TradingEngineServicer, server: Any) -> None:
+    """Register every rpc of the service (like the generated helper, but a handler may
+    return already encoded bytes)."""
+    from google.protobuf.message_factory import GetMessageClass
+
+    service = pb.DESCRIPTOR.services_by_name["TradingEngine"]
+    handlers = {}
+    for m in service.methods:
+        fn = getattr(servicer, m.name)
+        deserialize = GetMessageClass(m.input_type).FromString
+        if m.client_streaming and m.server_streaming:
+            make = grpc.stream_stream_rpc_method_handler
+        elif m.server_streaming:
+            make = grpc.unary_stream_rpc_method_handler
+        elif m.client_streaming:
+            make = grpc.stream_unary_rpc_method_handler
+        else:
+            make = grpc.unary_unary_rpc_method_handler
+        handlers[m.name] = make(
+            fn, request_deserializer=deserialize, response_serializer=_serialize
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+
+
 # ---------------------------------------------------------------------- process
 
 
@@ -674,7 +721,7 @@ async def serve(args: argparse.Namespace, config: EngineConfig, creds: Any) -> i
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     svc = EngineService(config, Path(args.data_dir), fsync=args.fsync, implementation=args.core)
     server = grpc.aio.server(options=_SERVER_OPTIONS)
-    pb_grpc.add_TradingEngineServicer_to_server(TradingEngineServicer(svc), server)
+    add_servicer(TradingEngineServicer(svc), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

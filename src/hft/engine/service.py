@@ -97,6 +97,7 @@ class Result:
     ts: int
     rows: list[tuple[int, ...]]  # execution events (no BOOK_CHANGE) of the caller's commands
     bounds: list[int]  # rows[bounds[i]:bounds[i+1]] belong to command i
+    events: np.ndarray[Any, Any] | None = None  # the same events as an array (raw=True)
 
     def command(self, i: int) -> tuple[int, list[tuple[int, ...]]]:
         return self.first_seq + i, self.rows[self.bounds[i] : self.bounds[i + 1]]
@@ -107,6 +108,7 @@ class _Pending:
     cmds: np.ndarray[Any, Any]
     future: asyncio.Future[Result]
     t_recv: int
+    raw: bool = False  # the caller wants the events array (vectorised encoding)
 
 
 @dataclass(slots=True)
@@ -351,8 +353,13 @@ class EngineService:
             self._tasks.append(asyncio.create_task(self._snapshot_timer(), name="snapshot-timer"))
         self.state = State.SERVING
 
-    def submit(self, cmds: np.ndarray[Any, Any], t_recv: int) -> asyncio.Future[Result]:
+    def submit(
+        self, cmds: np.ndarray[Any, Any], t_recv: int, *, raw: bool = False
+    ) -> asyncio.Future[Result]:
         """Queue commands (COMMAND_DTYPE); the future resolves once they are journaled.
+
+        With `raw`, the Result carries the events as an array (cmd_index rebased to the
+        caller's commands) instead of rows.
 
         Raises ServiceUnavailableError when not serving, OverloadedError when the queue is full.
         """
@@ -364,7 +371,7 @@ class EngineService:
                 f"engine queue is full ({self._pending_cmds} commands waiting); retry later"
             )
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(cmds, fut, t_recv))
+        self._pending.append(_Pending(cmds, fut, t_recv, raw))
         self._pending_cmds += n
         assert self._wakeup is not None
         self._wakeup.set()
@@ -566,25 +573,28 @@ class EngineService:
     def _resolve(self, b: _Batch) -> None:
         ex = b.exec_events
         n = b.last_seq - b.first_seq + 1
-        if len(ex):
-            bounds = np.searchsorted(ex["cmd_index"], np.arange(n + 1), side="left").tolist()
-            rows = ex.tolist()
-        else:
-            bounds = [0] * (n + 1)
-            rows = []
+        bounds = np.searchsorted(ex["cmd_index"], np.arange(n + 1), side="left").tolist()
+        rows: list[tuple[int, ...]] | None = None
         offset = 0
         for it in b.items:
             k = len(it.cmds)
             if not it.future.done():
                 lo, hi = bounds[offset], bounds[offset + k]
-                it.future.set_result(
-                    Result(
-                        b.first_seq + offset,
-                        b.ts,
-                        rows[lo:hi],
-                        [x - lo for x in bounds[offset : offset + k + 1]],
+                if it.raw:
+                    part = ex[lo:hi].copy()
+                    part["cmd_index"] -= offset
+                    it.future.set_result(Result(b.first_seq + offset, b.ts, [], [], part))
+                else:
+                    if rows is None:
+                        rows = ex.tolist()
+                    it.future.set_result(
+                        Result(
+                            b.first_seq + offset,
+                            b.ts,
+                            rows[lo:hi],
+                            [x - lo for x in bounds[offset : offset + k + 1]],
+                        )
                     )
-                )
             offset += k
 
     def _die(self, exc: BaseException) -> None:

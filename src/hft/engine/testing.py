@@ -68,8 +68,8 @@ class EngineProcess:
         metrics_port: int = 0,
         port: int = 0,
     ) -> None:
-        """`port` 0 lets the first start pick a free port; restarts reuse it, so a
-        client keeps its address across a restart."""
+        """`port` 0 lets every start pick a free port; a fixed port is kept across
+        restarts, so a client keeps its address."""
         self.data_dir = Path(data_dir)
         self.config = Path(config) if config is not None else DEFAULT_CONFIG
         self.fsync = fsync
@@ -79,6 +79,7 @@ class EngineProcess:
         self.metrics_port = metrics_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = port
+        self.fixed_port = port
         self._bound = False
         self._log_offset = 0
         self.starts = 0
@@ -100,7 +101,7 @@ class EngineProcess:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(self.fixed_port),
             "--data-dir",
             str(self.data_dir),
             "--metrics-port",

@@ -66,19 +66,25 @@ def test_not_serving_until_recovery_completes(tmp_path: Path) -> None:
                         break
                     assert h.status == pb.HealthCheckResponse.STATUS_RECOVERING
                     assert engine.health_status() == health_pb2.HealthCheckResponse.NOT_SERVING
-                    with pytest.raises(EngineUnavailable, match="recovering"):
+                    try:
                         c.submit_order(order_request(1, 1, "AAPL", 1, 1, 1, 19000, 1))
-                    saw_recovering = True
+                    except EngineUnavailable as exc:
+                        assert "recovering" in str(exc)  # noqa: PT017
+                        saw_recovering = True
+                    else:  # recovery finished between the two calls
+                        assert c.health().status == pb.HealthCheckResponse.STATUS_SERVING
+                        break
                 except (EngineUnavailable, grpc.RpcError) as exc:
                     # A busy machine may let a probe time out; only the answers count.
-                    assert "DEADLINE" in str(exc) or "deadline" in str(exc).lower(), exc
+                    if "deadline" not in str(exc).lower():
+                        raise
                 time.sleep(0.05)
             assert saw_recovering
             assert engine.health_status() == health_pb2.HealthCheckResponse.SERVING
             stats = c.get_stats()
-            assert stats.last_sequence == n
             assert stats.replayed_commands == n
-            assert stats.live_orders == n
+            assert stats.last_sequence in (n, n + 1)
+            assert stats.live_orders == stats.last_sequence
     finally:
         engine.kill()
 

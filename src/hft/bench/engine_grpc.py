@@ -1,0 +1,457 @@
+"""Benchmark of the engine service over gRPC (real `hft engine` processes).
+
+Measured, never asserted:
+
+* ``unary``: SubmitOrder round trip (client send to response parsed) at 1 and 16
+  requests in flight, with throughput; beside it a bare grpc.aio echo server (same
+  event loop, same payload size, also a separate process) measured in the same run.
+* ``batch``: SubmitOrders throughput (orders/s) with journaling fsync per group commit
+  (`--fsync every`, the default) and with fsync off (`none`); StreamOrders likewise.
+* ``processing``: the engine's own receipt-to-events-ready latency (GetStats) at load.
+* ``recovery``: time to recover a journal of N commands (no snapshot).
+* ``memory``: engine RSS idle and with N resting orders.
+
+The client pre-serializes requests and skips response parsing in the throughput runs
+so that the two cores of a small machine go to the engine, not the load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+import numpy as np
+
+from hft.engine.client import EngineClient, order_request, pb
+from hft.engine.config import load_config
+from hft.engine.journal import KIND_COMMANDS, KIND_INSTRUMENTS, SegmentLog
+from hft.engine.testing import DEFAULT_CONFIG, EngineProcess, default_core
+from hft.engine.types import COMMAND_DTYPE, CommandKind
+from hft.histogram import LatencyHistogram
+
+TITLE = "Engine service (gRPC)"
+_ECHO_METHOD = "/bench.Echo/Echo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `hft bench engine_grpc`."""
+    g = parser.add_argument_group("engine_grpc")
+    g.add_argument(
+        "--unary-ops", type=int, default=4000, help="SubmitOrder calls per in-flight level"
+    )
+    g.add_argument("--batch-size", type=int, default=2000, help="orders per SubmitOrders request")
+    g.add_argument("--batch-orders", type=int, default=400_000, help="orders per batched run")
+    g.add_argument("--batch-inflight", type=int, default=4, help="SubmitOrders requests in flight")
+    g.add_argument(
+        "--recovery-commands", type=int, default=1_000_000, help="journal size for recovery"
+    )
+    g.add_argument(
+        "--resting-orders", type=int, default=1_000_000, help="resting orders for the RSS figure"
+    )
+    g.add_argument(
+        "--engine-core", default=None, help="native or reference (default: native when built)"
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _summary_us(h: LatencyHistogram) -> dict[str, float]:
+    return {
+        "p50_us": round(h.percentile(50) / 1000, 1),
+        "p99_us": round(h.percentile(99) / 1000, 1),
+        "p999_us": round(h.percentile(99.9) / 1000, 1),
+        "max_us": round(h.max / 1000, 1),
+    }
+
+
+def _resting_order(i: int, symbol: str = "AAPL") -> pb.OrderRequest:
+    """Non-crossing limit orders: bids below 189.00, asks above 191.00 (AAPL ticks)."""
+    buy = i % 2 == 0
+    price = 18900 - (i // 2) % 900 if buy else 19100 + (i // 2) % 900
+    return order_request(i + 1, 1 + i % 64, symbol, 1 if buy else 2, 1, 1, price, 1 + i % 10)
+
+
+def _mixed_order(i: int, rng: np.random.Generator) -> pb.OrderRequest:
+    """Limit orders around 190.00 (AAPL): about half cross, a third are IOC."""
+    buy = bool(rng.integers(2))
+    off = int(rng.integers(-30, 31))
+    price = 19000 + off
+    tif = 3 if rng.random() < 0.33 else 1
+    return order_request(
+        i + 1, 1 + i % 64, "AAPL", 1 if buy else 2, 1, tif, price, int(rng.integers(1, 11))
+    )
+
+
+def _rss(pid: int) -> int:
+    import psutil
+
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+async def _stats(address: str) -> pb.GetStatsResponse:
+    async with EngineClient(address, timeout=60) as c:
+        return await c.get_stats()
+
+
+# ---------------------------------------------------------------------- echo server
+
+
+async def _echo_serve(port_file: str) -> None:
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await asyncio.to_thread(Path(port_file).write_text, str(port))
+    await server.wait_for_termination()
+
+
+def _start_echo(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = tmp / "echo.port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hft.bench.engine_grpc", "--echo-server", str(port_file)],
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not port_file.exists() or not port_file.read_text():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("echo server did not start")
+        time.sleep(0.02)
+    return proc, f"127.0.0.1:{port_file.read_text()}"
+
+
+# ---------------------------------------------------------------------- unary
+
+
+async def _unary(
+    address: str, method: str, payloads: list[bytes], inflight: int, parse: Any
+) -> dict[str, Any]:
+    """Round trips of `payloads` with `inflight` concurrent callers; returns percentiles."""
+    hist = LatencyHistogram()
+    async with grpc.aio.insecure_channel(address) as ch:
+        call = ch.unary_unary(method)
+        await call(payloads[0])  # connection set up outside the measurement
+        it = iter(payloads[1:])
+
+        async def worker() -> None:
+            for p in it:
+                t0 = time.perf_counter_ns()
+                resp = await call(p)
+                parse(resp)
+                hist.record(time.perf_counter_ns() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        elapsed = time.perf_counter() - t0
+    return {**_summary_us(hist), "ops_per_s": round(hist.count / elapsed)}
+
+
+def _bench_unary(tmp: Path, core: str, ops: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    echo_proc, echo_addr = _start_echo(tmp)
+    engine = EngineProcess(tmp / "unary", core=core)
+    engine.start()
+    try:
+        orders = [_resting_order(i).SerializeToString() for i in range(2 * ops + 2)]
+        parse_order = pb.OrderResponse.FromString
+        for inflight in (1, 16):
+            part = orders[: ops + 1] if inflight == 1 else orders[ops + 1 :]
+            echo = asyncio.run(_unary(echo_addr, _ECHO_METHOD, part, inflight, bytes))
+            eng = asyncio.run(
+                _unary(
+                    engine.address,
+                    "/trading.pb.TradingEngine/SubmitOrder",
+                    part,
+                    inflight,
+                    parse_order,
+                )
+            )
+            rows.append({"measure": f"echo round trip, {inflight} in flight", **echo})
+            rows.append(
+                {
+                    "measure": f"SubmitOrder round trip, {inflight} in flight",
+                    **eng,
+                    "p99_vs_echo": round(eng["p99_us"] / max(echo["p99_us"], 0.001), 2),
+                }
+            )
+        st = asyncio.run(_stats(engine.address))
+        rows.append(
+            {
+                "measure": "engine processing during the unary runs (receipt to events ready)",
+                "p50_us": round(st.processing.p50_us, 1),
+                "p99_us": round(st.processing.p99_us, 1),
+                "p999_us": round(st.processing.p999_us, 1),
+                "max_us": round(st.processing.max_us, 1),
+            }
+        )
+    finally:
+        engine.kill()
+        echo_proc.kill()
+        echo_proc.wait()
+    return rows
+
+
+# ---------------------------------------------------------------------- batches
+
+
+async def _batches(address: str, batches: list[bytes], inflight: int, method: str) -> float:
+    async with grpc.aio.insecure_channel(
+        address, options=[("grpc.max_receive_message_length", 256 << 20)]
+    ) as ch:
+        call = ch.unary_unary(method)
+        it = iter(batches)
+
+        async def worker() -> None:
+            for b in it:
+                await call(b, timeout=120)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        return time.perf_counter() - t0
+
+
+async def _stream(address: str, orders: list[bytes]) -> float:
+    async with grpc.aio.insecure_channel(address) as ch:
+        call = ch.stream_stream("/trading.pb.TradingEngine/StreamOrders")
+        t0 = time.perf_counter()
+        n = 0
+        async for _ in call(iter(orders)):
+            n += 1
+        assert n == len(orders)
+        return time.perf_counter() - t0
+
+
+def _bench_batches(tmp: Path, core: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(7)
+    size = args.batch_size
+    nb = max(1, args.batch_orders // size)
+    orders = [_mixed_order(i, rng) for i in range(nb * size)]
+    batches = [
+        pb.OrderBatch(orders=orders[k * size : (k + 1) * size]).SerializeToString()
+        for k in range(nb)
+    ]
+    stream_n = min(len(orders), 100_000)
+    stream_orders = [o.SerializeToString() for o in orders[:stream_n]]
+    for fsync in ("every", "none"):
+        engine = EngineProcess(tmp / f"batch-{fsync}", core=core, fsync=fsync)
+        engine.start()
+        try:
+            secs = asyncio.run(
+                _batches(
+                    engine.address,
+                    batches,
+                    args.batch_inflight,
+                    "/trading.pb.TradingEngine/SubmitOrders",
+                )
+            )
+            st = asyncio.run(_stats(engine.address))
+            rows.append(
+                {
+                    "measure": f"SubmitOrders, {size} per batch, "
+                    f"{args.batch_inflight} in flight, fsync={fsync}",
+                    "orders_per_s": round(nb * size / secs),
+                    "p50_us": round(st.processing.p50_us, 1),
+                    "p99_us": round(st.processing.p99_us, 1),
+                    "p999_us": round(st.processing.p999_us, 1),
+                    "max_us": round(st.processing.max_us, 1),
+                    "journal_p99_us": round(st.journal.p99_us, 1),
+                    "group_commits": st.journal_batches,
+                    "trades": st.trades,
+                }
+            )
+        finally:
+            engine.kill()
+        engine = EngineProcess(tmp / f"stream-{fsync}", core=core, fsync=fsync)
+        engine.start()
+        try:
+            secs = asyncio.run(_stream(engine.address, stream_orders))
+            st = asyncio.run(_stats(engine.address))
+            rows.append(
+                {
+                    "measure": f"StreamOrders, one stream, fsync={fsync}",
+                    "orders_per_s": round(stream_n / secs),
+                    "p50_us": round(st.processing.p50_us, 1),
+                    "p99_us": round(st.processing.p99_us, 1),
+                    "p999_us": round(st.processing.p999_us, 1),
+                    "max_us": round(st.processing.max_us, 1),
+                    "journal_p99_us": round(st.journal.p99_us, 1),
+                    "group_commits": st.journal_batches,
+                }
+            )
+        finally:
+            engine.kill()
+    return rows
+
+
+# ---------------------------------------------------------------------- recovery and memory
+
+
+def write_journal(data_dir: Path, cmds: np.ndarray[Any, Any], per_record: int = 2000) -> None:
+    """A journal holding `cmds` (COMMAND_DTYPE) after the default instruments, as the
+    engine writes it (group commits of `per_record` commands)."""
+    cfg = load_config(DEFAULT_CONFIG)
+    log = SegmentLog(data_dir / "journal", "journal", cfg.engine.segment_bytes)
+    log.open(keep_records=False)
+    log.append(KIND_INSTRUMENTS, 1, 0, json.dumps([s.to_json() for s in cfg.instruments]).encode())
+    for start in range(0, len(cmds), per_record):
+        part = cmds[start : start + per_record]
+        log.append(KIND_COMMANDS, start + 1, start + len(part), part.view(np.uint8))
+    log.close()
+
+
+def mixed_commands(n: int, seed: int = 3) -> np.ndarray[Any, Any]:
+    """Submits around 190.00 (half cross, a third IOC) and cancels of earlier orders."""
+    rng = np.random.default_rng(seed)
+    cmds = np.zeros(n, dtype=COMMAND_DTYPE)
+    i = np.arange(n, dtype=np.int64)
+    cancel = rng.random(n) < 0.2
+    cmds["kind"] = np.where(cancel, CommandKind.CANCEL, CommandKind.SUBMIT)
+    cmds["side"] = np.where(cancel, 0, 1 + rng.integers(0, 2, n))
+    cmds["type"] = np.where(cancel, 0, 1)
+    cmds["tif"] = np.where(cancel, 0, np.where(rng.random(n) < 0.33, 3, 1))
+    cmds["symbol_id"] = np.where(cancel, 0, 1)
+    acc = 1 + i % 64
+    target = np.maximum(1, i - rng.integers(1, 2000, n))
+    cmds["order_id"] = np.where(cancel, target, i + 1)
+    cmds["account_id"] = np.where(cancel, 1 + (target - 1) % 64, acc)
+    cmds["price"] = np.where(cancel, 0, 19000 + rng.integers(-30, 31, n))
+    cmds["qty"] = np.where(cancel, 0, rng.integers(1, 11, n))
+    cmds["ts"] = 1_700_000_000_000_000_000 + i * 1000
+    return cmds
+
+
+def resting_commands(n: int) -> np.ndarray[Any, Any]:
+    """n non-crossing GTC limit orders over 1,800 price levels of AAPL."""
+    cmds = np.zeros(n, dtype=COMMAND_DTYPE)
+    i = np.arange(n, dtype=np.int64)
+    buy = i % 2 == 0
+    cmds["kind"] = CommandKind.SUBMIT
+    cmds["side"] = np.where(buy, 1, 2)
+    cmds["type"] = 1
+    cmds["tif"] = 1
+    cmds["symbol_id"] = 1
+    cmds["order_id"] = i + 1
+    cmds["account_id"] = 1 + i % 1024
+    cmds["price"] = np.where(buy, 18900 - (i // 2) % 900, 19100 + (i // 2) % 900)
+    cmds["qty"] = 1 + i % 10
+    cmds["ts"] = 1_700_000_000_000_000_000 + i
+    return cmds
+
+
+def _start_timed(engine: EngineProcess) -> float:
+    t0 = time.perf_counter()
+    engine.start(timeout=600)
+    return time.perf_counter() - t0
+
+
+def _bench_recovery_memory(tmp: Path, core: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    idle = EngineProcess(tmp / "idle", core=core)
+    idle.start()
+    try:
+        time.sleep(0.5)
+        assert idle.proc is not None
+        rows.append(
+            {"measure": "engine RSS idle", "rss_mib": round(_rss(idle.proc.pid) / 2**20, 1)}
+        )
+    finally:
+        idle.kill()
+
+    n = args.recovery_commands
+    write_journal(tmp / "recovery", mixed_commands(n))
+    rec = EngineProcess(tmp / "recovery", core=core)
+    wall = _start_timed(rec)
+    try:
+        st = asyncio.run(_stats(rec.address))
+        rows.append(
+            {
+                "measure": f"recovery of {n:,} journaled commands (no snapshot)",
+                "seconds": round(st.recovery_seconds, 2),
+                "start_to_serving_s": round(wall, 2),
+                "commands_per_s": round(st.replayed_commands / max(st.recovery_seconds, 1e-9)),
+                "trades": st.trades,
+            }
+        )
+        # The same state from a snapshot (what a restart after a clean stop does).
+        assert rec.stop() == 0
+        wall = _start_timed(rec)
+        st = asyncio.run(_stats(rec.address))
+        rows.append(
+            {
+                "measure": f"restart from a snapshot after {n:,} commands",
+                "seconds": round(st.recovery_seconds, 2),
+                "start_to_serving_s": round(wall, 2),
+            }
+        )
+    finally:
+        rec.kill()
+
+    m = args.resting_orders
+    write_journal(tmp / "resting", resting_commands(m))
+    rest = EngineProcess(tmp / "resting", core=core)
+    wall = _start_timed(rest)
+    try:
+        st = asyncio.run(_stats(rest.address))
+        assert rest.proc is not None
+        rows.append(
+            {
+                "measure": f"engine RSS with {st.live_orders:,} resting orders",
+                "rss_mib": round(_rss(rest.proc.pid) / 2**20, 1),
+                "seconds": round(st.recovery_seconds, 2),
+                "start_to_serving_s": round(wall, 2),
+            }
+        )
+    finally:
+        rest.kill()
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every part; returns {"title", "rows", ...} (latencies in µs, RSS in MiB)."""
+    core = args.engine_core or default_core()
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hft-bench-engine-") as d:
+        tmp = Path(d)
+        rows += _bench_unary(tmp, core, args.unary_ops)
+        rows += _bench_batches(tmp, core, args)
+        rows += _bench_recovery_memory(tmp, core, args)
+    return {
+        "title": TITLE,
+        "core": core,
+        "cpus": os.cpu_count(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--echo-server":
+        try:
+            import uvloop
+
+            uvloop.run(_echo_serve(sys.argv[2]))
+        except ImportError:
+            asyncio.run(_echo_serve(sys.argv[2]))
+    else:
+        parser = argparse.ArgumentParser(prog="python -m hft.bench.engine_grpc")
+        add_arguments(parser)
+        print(json.dumps(run(parser.parse_args()), indent=2))
