@@ -14,6 +14,15 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
 PASSWORD_MAX = 256
 
 
+def check_password_chars(value: str) -> str:
+    """Raises InputError for an overlong password or one containing NUL."""
+    if len(value) > PASSWORD_MAX:
+        raise InputError("password_too_long", f"password longer than {PASSWORD_MAX}")
+    if "\x00" in value:
+        raise InputError("invalid_password", "password contains a NUL character")
+    return value
+
+
 class StrictBody(BaseModel):
     """Input bodies refuse unknown fields (a typo must not be silently ignored)."""
 
@@ -42,11 +51,17 @@ class UserCreate(StrictBody):
     @field_validator("password")
     @classmethod
     def _password(cls, value: str) -> str:
-        if len(value) > PASSWORD_MAX:
-            raise InputError("password_too_long", f"password longer than {PASSWORD_MAX}")
-        if "\x00" in value:
-            raise InputError("invalid_password", "password contains a NUL character")
-        return value
+        return check_password_chars(value)
+
+
+class PasswordChange(StrictBody):
+    current_password: str = Field(max_length=PASSWORD_MAX)
+    new_password: str = Field(description="at least the configured minimum length (8)")
+
+    @field_validator("new_password")
+    @classmethod
+    def _new_password(cls, value: str) -> str:
+        return check_password_chars(value)
 
 
 class UserPublic(BaseModel):

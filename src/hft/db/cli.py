@@ -4,6 +4,7 @@
     hft user list
     hft user set-role USERNAME trader|admin
     hft user set-active USERNAME true|false
+    hft user set-password USERNAME [--password P | --password-stdin]
     hft db upgrade [--revision head]
     hft db current
     hft db revision -m MESSAGE [--autogenerate]     (for developers)
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     role.add_argument("username")
     role.add_argument("role", choices=["trader", "admin"])
     _common(role)
+    setpw = users.add_parser("set-password", help="set a new password (printed when generated)")
+    setpw.add_argument("username")
+    pw2 = setpw.add_mutually_exclusive_group()
+    pw2.add_argument("--password", help="the new password (default: generate and print one)")
+    pw2.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    _common(setpw)
     active = users.add_parser("set-active", help="deactivate or reactivate a user")
     active.add_argument("username")
     active.add_argument("active", choices=["true", "false"])
@@ -224,6 +231,43 @@ def _cmd_user_change(args: argparse.Namespace, field: str, value: Any) -> int:
     return asyncio.run(_with_db(settings, change))
 
 
+def cmd_user_set_password(args: argparse.Namespace) -> int:
+    from hft.api.audit import record
+    from hft.api.errors import ApiError
+    from hft.api.routers.auth import check_password_policy
+    from hft.api.security import Passwords
+    from hft.db.session import write_transaction
+    from hft.db.users import get_user_by_username
+
+    settings = _settings(args)
+    password, generated = _read_password(args)
+
+    async def change(db: Any) -> int:
+        async with db.session() as session, write_transaction(session):
+            user = await get_user_by_username(session, args.username)
+            if user is None:
+                raise CliError(f"no user {args.username!r}")
+            try:
+                check_password_policy(user.username, password, settings.password_min_length)
+            except ApiError as exc:
+                raise CliError(exc.message) from exc
+            hasher = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+            user.password_hash = hasher.hash_sync(password)
+            record(
+                session,
+                "user.set_password",
+                target=f"user:{user.id}",
+                details={"via": "cli", "generated": generated},
+            )
+        print(f"{user.username}: password changed")
+        if generated:
+            print(f"password: {password}")
+            print("(shown only now; store it somewhere safe)")
+        return EXIT_OK
+
+    return asyncio.run(_with_db(settings, change))
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from hft.db.migrate import current_revision, upgrade
     from hft.db.session import create_engine
@@ -287,6 +331,7 @@ def main(argv: list[str]) -> int:
         ("user", "create"): cmd_user_create,
         ("user", "list"): cmd_user_list,
         ("user", "set-role"): lambda a: _cmd_user_change(a, "role", a.role),
+        ("user", "set-password"): cmd_user_set_password,
         ("user", "set-active"): lambda a: _cmd_user_change(a, "is_active", a.active == "true"),
         ("db", "upgrade"): cmd_db_upgrade,
         ("db", "current"): cmd_db_current,

@@ -197,3 +197,26 @@ async def test_jwt_secret_is_generated_privately_and_reused(settings: Settings) 
     assert path.read_text().strip() == key
     assert path.stat().st_mode & 0o777 == 0o600
     assert len(key) >= 40
+
+
+async def test_change_password(make_user, client: httpx.AsyncClient) -> None:
+    user = await make_user()
+    url = "/api/v1/auth/password"
+    r = await user.post(url, json={"current_password": "nope", "new_password": "pw-new-98765"})
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "wrong_password"
+    r = await user.post(url, json={"current_password": user.password, "new_password": "short"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "password_too_short"
+    r = await user.post(
+        url, json={"current_password": user.password, "new_password": "pw-new-98765"}
+    )
+    assert r.status_code == 204
+    old = await client.post(
+        "/api/v1/auth/token", data={"username": user.username, "password": user.password}
+    )
+    assert old.status_code == 401
+    new = await client.post(
+        "/api/v1/auth/token", data={"username": user.username, "password": "pw-new-98765"}
+    )
+    assert new.status_code == 200

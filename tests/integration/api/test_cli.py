@@ -138,6 +138,22 @@ def test_user_list_set_role_set_active(
     ]
 
 
+def test_user_set_password(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _args(db_url, tmp_path)
+    hft(["user", "create", "cara", "--password", "pw-123456789", *a])
+    assert hft(["user", "set-password", "cara", "--password", "short", *a]) == 1
+    assert hft(["user", "set-password", "nobody", *a]) == 1
+    ((user, _),) = _users(db_url)
+    assert CHEAP_HASH.verify_sync(user.password_hash, "pw-123456789")
+    capsys.readouterr()
+    assert hft(["user", "set-password", "CARA", *a]) == 0
+    new = re.search(r"^password: (\S+)$", capsys.readouterr().out, re.M)
+    assert new is not None
+    ((user, _),) = _users(db_url)
+    assert CHEAP_HASH.verify_sync(user.password_hash, new.group(1))
+    assert not CHEAP_HASH.verify_sync(user.password_hash, "pw-123456789")
+
+
 def test_db_upgrade_and_current(
     db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

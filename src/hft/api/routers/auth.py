@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import func, select, update
 
@@ -25,6 +25,7 @@ from hft.api.schemas import (
     ApiKeyCreated,
     ApiKeyPublic,
     Me,
+    PasswordChange,
     Token,
     UserCreate,
     UserPublic,
@@ -209,6 +210,36 @@ def _require_token_auth(request: Request) -> None:
     # A leaked API key must not be able to mint more keys or revoke the owner's.
     if getattr(request.state, "auth_method", None) != "token":
         raise ApiError(403, "forbidden", "API keys are managed with a login token, not a key")
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 422, 429),
+    summary="Change the current user's password",
+)
+async def change_password(
+    body: PasswordChange,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    passwords: PasswordsDep,
+    request: Request,
+    ip: ClientIp,
+    request_id: RequestId,
+) -> Response:
+    """Needs the current password (403 `wrong_password` otherwise) and a login token,
+    not an API key. The new password follows the registration policy (422 codes)."""
+    _require_token_auth(request)
+    if not await passwords.verify(user.password_hash, body.current_password):
+        AUTH_FAILURES.labels("bad_password").inc()
+        raise ApiError(403, "wrong_password", "the current password is wrong", "current_password")
+    check_password_policy(user.username, body.new_password, settings.password_min_length)
+    new_hash = await passwords.hash(body.new_password)
+    async with write_transaction(session):
+        await session.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
+        audit.record(session, "auth.password_change", user_id=user.id, ip=ip, request_id=request_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
