@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from hft import __version__
-from hft.api.errors import ErrorResponse, error_responses, install_error_handlers
+from hft.api.errors import ErrorResponse, install_error_handlers
 from hft.api.middleware import RequestContextMiddleware
 from hft.api.ratelimit import RateLimiter
 from hft.api.routers import admin, auth, ops, web
@@ -70,13 +70,17 @@ def _openapi_factory(app: FastAPI) -> Callable[[], dict[str, Any]]:
             for name, sub in components["ErrorResponse"].pop("$defs", {}).items():
                 components.setdefault(name, sub)
         # FastAPI's own validation shape never reaches clients (see errors.py); every
-        # operation documents the envelope for 422, 429 and 500 instead.
+        # operation documents the envelope for 429 and 500, for 422 when it takes input,
+        # 400 and 413 when it takes a body, and 401 when it needs credentials.
         for path_item in schema.get("paths", {}).values():
             for op in path_item.values():
                 if not isinstance(op, dict) or "responses" not in op:
                     continue
                 responses = op["responses"]
                 for status, description in (
+                    ("400", "Malformed body (not valid JSON or form data)"),
+                    ("401", "Not authenticated: missing, invalid or expired credentials"),
+                    ("413", "Request body too large"),
                     ("422", "Invalid input; `field` names the offending field"),
                     ("429", "Rate limited; retry after `Retry-After` seconds"),
                     ("500", "Unexpected server error (reported with the request id)"),
@@ -88,6 +92,10 @@ def _openapi_factory(app: FastAPI) -> Callable[[], dict[str, Any]]:
                             and not op.get("parameters")
                             and not op.get("requestBody")
                         ):
+                            continue
+                        if status == "401" and not op.get("security"):
+                            continue
+                        if status in ("400", "413") and not op.get("requestBody"):
                             continue
                         entry = responses[status] = {"description": description}
                     entry["content"] = {"application/json": {"schema": error_ref}}
@@ -175,7 +183,7 @@ def create_app(settings: Settings | None = None, *, with_trading: bool = True) -
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(admin.router, prefix=API_PREFIX)
     for router in trading_routers:
-        app.include_router(router, prefix=API_PREFIX, responses=error_responses(401, 429))
+        app.include_router(router, prefix=API_PREFIX)
     app.openapi = _openapi_factory(app)  # type: ignore[method-assign]
     # Last: its catch-all route must not shadow any API route.
     web.install_web(app, settings.web_dir)

@@ -39,6 +39,8 @@ async def test_every_operation_documents_its_errors(client: httpx.AsyncClient) -
                     assert ref == ERROR_REF, (method, path, status)
             if op.get("parameters") or op.get("requestBody"):
                 assert "422" in responses, (method, path)
+            if op.get("requestBody"):
+                assert {"400", "413"} <= set(responses), (method, path)
             if path.startswith("/api/v1/") and "security" in op:
                 assert "401" in responses, (method, path)
     assert len(op_ids) == len(set(op_ids))
