@@ -58,4 +58,7 @@ class TradingSettings(BaseModel):
     ws_queue_size: int = Field(default=1000, ge=10)
     ws_heartbeat_s: float = Field(default=15.0, gt=0)
     ws_messages_per_s: float = Field(default=50.0, gt=0)
+    # Risk limits are re-read at most this often per account (changes made through
+    # the same process apply at once).
+    limits_cache_s: float = Field(default=1.0, ge=0, le=60)
     book_depth: int = Field(default=50, ge=1, le=1000)

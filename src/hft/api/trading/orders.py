@@ -33,9 +33,7 @@ from hft.api.trading.common import (
 from hft.api.trading.projection import reject_reason
 from hft.api.trading.repo import (
     account_of_user,
-    effective_limits,
     fills_of,
-    limit_rows,
     open_exposure,
     order_by_client_id,
     own_order,
@@ -93,10 +91,20 @@ _TIF = {
 }
 
 
+# user id -> account id; the relation never changes once the account exists.
+_ACCOUNT_IDS: dict[int, int] = {}
+
+
 async def _account_id(session: Any, user_id: int) -> int:
+    cached = _ACCOUNT_IDS.get(user_id)
+    if cached is not None:
+        return cached
     account = await account_of_user(session, user_id)
     if account is None:
         raise ApiError(404, "account_not_found", "this user has no trading account")
+    if len(_ACCOUNT_IDS) > 100_000:
+        _ACCOUNT_IDS.clear()
+    _ACCOUNT_IDS[user_id] = account.id
     return account.id
 
 
@@ -231,8 +239,7 @@ async def create_order(
                 order.status, order.reason, order.leaves_lots = "rejected", "market_no_liquidity", 0
             else:
                 n_open, open_buy, open_sell = await open_exposure(session, account_id, spec.symbol)
-                defaults, own = await limit_rows(session, account_id)
-                limits, halted = effective_limits(rt.settings, defaults, own)
+                limits, halted = await rt.limits_for(session, account_id)
                 snapshot = AccountSnapshot(
                     cash=account.cash,
                     reserved=account.reserved_cash,

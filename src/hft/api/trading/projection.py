@@ -435,7 +435,9 @@ class Projection:
         self.last: tuple[int, int] = (0, -1)
         self.connected = False
         self.listeners: list[Listener] = []
-        self._queue: asyncio.Queue[pb.ExecutionEvent] = asyncio.Queue(maxsize=20_000)
+        # Whole commands (all events of one sequence), so a batch never ends half way
+        # through a command and a waiter is released after one transaction.
+        self._queue: asyncio.Queue[list[pb.ExecutionEvent]] = asyncio.Queue(maxsize=20_000)
         self._cond = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriber: Any = None
@@ -468,9 +470,13 @@ class Projection:
     async def _read(self) -> None:
         while True:
             try:
+                command: list[pb.ExecutionEvent] = []
                 async for ev in self._subscriber:
                     self.connected = True
-                    await self._queue.put(ev)
+                    command.append(ev)
+                    if ev.last_in_sequence:
+                        await self._queue.put(command)
+                        command = []
                 return
             except asyncio.CancelledError:
                 raise
@@ -482,11 +488,10 @@ class Projection:
 
     async def _apply_loop(self) -> None:
         while True:
-            first = await self._queue.get()
+            batch = list(await self._queue.get())
             self._busy = True
-            batch = [first]
             while len(batch) < self.batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                batch.extend(self._queue.get_nowait())
             metrics.PROJECTION_LAG.set(self._queue.qsize())
             while True:
                 try:

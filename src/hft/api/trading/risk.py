@@ -191,6 +191,7 @@ async def put_limits(
             ip=ip,
             request_id=request_id,
         )
+    rt.limits_changed()
     if target_user is None:
         account_own = await account_of_user(session, admin.id)
         if account_own is None:

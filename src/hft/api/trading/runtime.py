@@ -12,15 +12,18 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hft.api.trading import metrics
 from hft.api.trading.config import TradingSettings
 from hft.api.trading.projection import FeeSchedule, Projection
+from hft.api.trading.repo import effective_limits, limit_rows
 from hft.db.models.trading import InstrumentRow
 from hft.db.session import Database, write_transaction
 from hft.engine.client import EngineClient, EngineUnavailable, ExecutionSubscriber
 from hft.engine.pb import engine_pb2 as pb
 from hft.services.instruments import InstrumentInfo
+from hft.services.risk import RiskLimits
 
 log = logging.getLogger("hft.api.trading")
 
@@ -87,6 +90,7 @@ class TradingRuntime:
             batch=trading.projection_batch,
         )
         self._engine_state = "unavailable"
+        self._limits_cache: dict[int, tuple[float, RiskLimits, bool]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         # set by the market-data relay and the WebSocket hub modules
@@ -127,6 +131,24 @@ class TradingRuntime:
                 log.exception("engine health check failed")
                 self._engine_state = "unavailable"
             await asyncio.sleep(1.0 if self._engine_state == "ok" else 0.3)
+
+    # -- risk limits ----------------------------------------------------------------
+    async def limits_for(self, session: AsyncSession, account_id: int) -> tuple[RiskLimits, bool]:
+        """Effective limits of an account and the global halt, cached for
+        `limits_cache_s` (a change made through this process applies at once)."""
+        now = time.monotonic()
+        hit = self._limits_cache.get(account_id)
+        if hit is not None and now - hit[0] < self.settings.limits_cache_s:
+            return hit[1], hit[2]
+        defaults, own = await limit_rows(session, account_id)
+        limits, halted = effective_limits(self.settings, defaults, own)
+        if len(self._limits_cache) > 100_000:
+            self._limits_cache.clear()
+        self._limits_cache[account_id] = (now, limits, halted)
+        return limits, halted
+
+    def limits_changed(self) -> None:
+        self._limits_cache.clear()
 
     # -- instruments ----------------------------------------------------------------
     instruments_synced = False

@@ -1,0 +1,454 @@
+"""Benchmark of the backend's order entry: POST /api/v1/orders over real HTTP.
+
+Measured, never asserted, in one run:
+
+* the real backend (`hft api`, one worker, uvicorn + uvloop) in front of a real engine
+  (`hft engine`), on SQLite and, when a PostgreSQL server is given, on PostgreSQL;
+* beside it a bare FastAPI endpoint doing the same request validation (strict JSON
+  body, decimal checks, tick/lot conversion) and nothing else, served the same way;
+* at 1 and at 32 concurrent clients (keep-alive connections, one request in flight
+  each): throughput and p50/p99 latency;
+* the projection lag (engine event timestamp to database commit, p99) from the
+  backend's own Prometheus histogram over the run.
+
+The order flow crosses: two traders alternately buy and sell 1 lot at the same price,
+so about every second order trades, and the projection applies fills, positions and
+cash for both sides. The load generator is a minimal asyncio HTTP/1.1 client so the
+machine's cores go to the servers rather than to the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hft.engine.testing import DEFAULT_CONFIG, EngineProcess, default_core
+from hft.histogram import LatencyHistogram
+
+TITLE = "Backend order entry (POST /api/v1/orders)"
+PASSWORD = "bench-password-1"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `hft bench api`."""
+    g = parser.add_argument_group("api")
+    g.add_argument(
+        "--api-requests",
+        type=int,
+        default=3000,
+        help="measured POST /orders per run at 32 clients (a third at 1 client)",
+    )
+    g.add_argument(
+        "--api-postgres-url",
+        default=os.environ.get("HFT_TEST_POSTGRES_URL"),
+        help="postgresql+asyncpg:// server for the PostgreSQL run "
+        "(default: env HFT_TEST_POSTGRES_URL; empty = SQLite only)",
+    )
+    g.add_argument(
+        "--api-concurrency", default="1,32", help="comma-separated numbers of concurrent clients"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------------- bare endpoint
+
+
+def _bare_app() -> Any:
+    """FastAPI app with POST /api/v1/orders doing only the backend's input validation."""
+    from decimal import Decimal
+
+    import orjson
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    from hft.api.errors import ApiError, install_error_handlers
+    from hft.api.trading.body import check_fields, read_object
+    from hft.api.trading.orders import _ORDER_FIELDS
+    from hft.engine.config import load_config
+    from hft.services.errors import ServiceError
+    from hft.services.instruments import InstrumentInfo
+    from hft.services.orders import validate_order
+
+    cfg = load_config(DEFAULT_CONFIG)
+    instruments = {
+        s.symbol: InstrumentInfo(
+            s.symbol_id,
+            s.symbol,
+            s.tick_size,
+            s.lot_size,
+            s.min_qty,
+            s.max_qty,
+            s.band_bps,
+            s.reference_price,
+        )
+        for s in cfg.instruments
+    }
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/api/v1/orders", status_code=201)
+    async def orders(request: Request) -> Response:
+        body = await read_object(request)
+        check_fields(body, _ORDER_FIELDS)
+        try:
+            spec = validate_order(body, instruments)
+        except ServiceError as exc:
+            raise ApiError(422, exc.code, exc.message, exc.field) from None
+        out = {
+            "symbol": spec.symbol,
+            "side": spec.side,
+            "price_ticks": spec.price_ticks,
+            "quantity": str(spec.quantity),
+            "price": str(spec.price or Decimal(0)),
+        }
+        return Response(orjson.dumps(out), status_code=201, media_type="application/json")
+
+    return app
+
+
+def _serve_bare(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        _bare_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+    )
+
+
+# ---------------------------------------------------------------------- processes
+
+
+class _Proc:
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with open(log, "ab") as f:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=f,
+                stderr=f,
+                env=env,
+                start_new_session=True,
+            )
+
+    def wait_http(self, url: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.log} exited:\n{self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{url} not up:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HFT_")}
+    env.update(
+        {
+            "HFT_RATE_LIMITS__ENABLED": "false",
+            "HFT_ACCESS_LOG": "false",
+            "HFT_LOG_LEVEL": "warning",
+            "HFT_ARGON2_TIME_COST": "1",
+            "HFT_ARGON2_MEMORY_KIB": "8192",
+            "HFT_TRADING__DEFAULT_LIMITS__MAX_OPEN_ORDERS": "100000",
+        }
+    )
+    return env
+
+
+# ---------------------------------------------------------------------- load generator
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection, one request at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Conn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        length = int(m.group(1)) if m else 0
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _post(port: int, token: str | None, body: dict[str, Any]) -> bytes:
+    data = json.dumps(body).encode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (
+        f"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+def _flow(port: int, tokens: list[str | None], n: int, offset: int) -> list[bytes]:
+    """Crossing order flow: buy then sell 1 lot at 190.00, traders alternating."""
+    out = []
+    for i in range(n):
+        k = offset + i
+        side = "buy" if k % 2 == 0 else "sell"
+        token = (
+            tokens[(k // 2) % len(tokens)] if side == "buy" else tokens[(k // 2 + 1) % len(tokens)]
+        )
+        out.append(
+            _post(
+                port,
+                token,
+                {
+                    "symbol": "AAPL",
+                    "side": side,
+                    "type": "limit",
+                    "quantity": "1",
+                    "price": "190.00",
+                },
+            )
+        )
+    return out
+
+
+async def _drive(port: int, tokens: list[str | None], clients: int, total: int) -> dict[str, Any]:
+    conns = [await _Conn.open(port) for _ in range(clients)]
+    per = max(1, total // clients)
+    # warm-up: a few requests per connection, not measured
+    warm = [_flow(port, tokens, 4, 10_000_000 + c * 4) for c in range(clients)]
+    await asyncio.gather(*(_run(conns[c], warm[c], None) for c in range(clients)))
+    hist = LatencyHistogram()
+    plans = [_flow(port, tokens, per, c * per) for c in range(clients)]
+    statuses: dict[int, int] = {}
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_run(conns[c], plans[c], hist, statuses) for c in range(clients)))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return {
+        "clients": clients,
+        "requests": hist.count,
+        "orders_per_s": round(hist.count / elapsed),
+        "p50_ms": round(hist.percentile(50) / 1e6, 2),
+        "p99_ms": round(hist.percentile(99) / 1e6, 2),
+        "max_ms": round(hist.max / 1e6, 2),
+        "non_2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
+    }
+
+
+async def _run(
+    conn: _Conn,
+    plan: list[bytes],
+    hist: LatencyHistogram | None,
+    statuses: dict[int, int] | None = None,
+) -> None:
+    for raw in plan:
+        t = time.perf_counter_ns()
+        status = await conn.request(raw)
+        if hist is not None:
+            hist.record(time.perf_counter_ns() - t)
+        if statuses is not None:
+            statuses[status] = statuses.get(status, 0) + 1
+
+
+def _register(base: str) -> list[str | None]:
+    tokens: list[str | None] = []
+    with httpx.Client(base_url=base, timeout=30) as c:
+        for i in range(2):
+            name = f"bench{i}_{os.getpid()}"
+            c.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD})
+            r = c.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
+            r.raise_for_status()
+            tokens.append(r.json()["access_token"])
+    return tokens
+
+
+def _lag_p99_ms(before: str, after: str) -> float | None:
+    """p99 of hft_projection_lag_seconds between two /metrics scrapes (bucket bound)."""
+
+    def buckets(text: str) -> dict[float, float]:
+        out: dict[float, float] = {}
+        for m in re.finditer(
+            r'^hft_projection_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M
+        ):
+            out[float(m.group(1))] = float(m.group(2))
+        return out
+
+    b, a = buckets(before), buckets(after)
+    if not a:
+        return None
+    delta = sorted((le, a[le] - b.get(le, 0.0)) for le in a)
+    total = delta[-1][1]
+    if total <= 0:
+        return None
+    for le, count in delta:
+        if count >= 0.99 * total:
+            return round(le * 1000, 2) if le != float("inf") else None
+    return None
+
+
+def _bench_backend(
+    tmp: Path, label: str, db_url: str, engine: EngineProcess, levels: list[int], requests: int
+) -> list[dict[str, Any]]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = _Proc(
+        [
+            sys.executable,
+            "-m",
+            "hft.cli",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--engine-address",
+            engine.address,
+            "--database-url",
+            db_url,
+            "--data-dir",
+            str(tmp / f"api-{label}"),
+            "--config",
+            str(DEFAULT_CONFIG),
+        ],
+        _env(),
+        tmp / f"api-{label}.log",
+    )
+    rows = []
+    try:
+        api.wait_http(base + "/health")
+        tokens = _register(base)
+        for clients in levels:
+            n = requests if clients > 1 else max(200, requests // 3)
+            before = httpx.get(base + "/metrics").text
+            row = asyncio.run(_drive(port, tokens, clients, n))
+            after = httpx.get(base + "/metrics").text
+            rows.append(
+                {
+                    "server": f"backend ({label})",
+                    **row,
+                    "projection_lag_p99_ms": _lag_p99_ms(before, after),
+                }
+            )
+    finally:
+        api.stop()
+    return rows
+
+
+def _bench_bare(tmp: Path, levels: list[int], requests: int) -> list[dict[str, Any]]:
+    port = _free_port()
+    proc = _Proc(
+        [sys.executable, "-m", "hft.bench.api", "--bare-server", str(port)],
+        _env(),
+        tmp / "bare.log",
+    )
+    rows = []
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/docs")
+        for clients in levels:
+            n = requests if clients > 1 else max(200, requests // 3)
+            row = asyncio.run(_drive(port, [None], clients, n))
+            rows.append(
+                {"server": "bare FastAPI, same validation", **row, "projection_lag_p99_ms": None}
+            )
+    finally:
+        proc.stop()
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the backend (SQLite, PostgreSQL when configured) and the bare endpoint."""
+    levels = [int(x) for x in str(args.api_concurrency).split(",") if x.strip()]
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hft-bench-api-") as d:
+        tmp = Path(d)
+        rows += _bench_bare(tmp, levels, args.api_requests)
+        with EngineProcess(tmp / "engine-sqlite") as engine:
+            rows += _bench_backend(
+                tmp,
+                "SQLite",
+                f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
+                engine,
+                levels,
+                args.api_requests,
+            )
+        if args.api_postgres_url:
+            from hft.db.testing import TemporaryPostgres
+
+            pg = TemporaryPostgres(args.api_postgres_url, prefix="hft_bench_api")
+            try:
+                url = asyncio.run(pg.create())
+                with EngineProcess(tmp / "engine-pg") as engine:
+                    rows += _bench_backend(
+                        tmp, "PostgreSQL", url, engine, levels, args.api_requests
+                    )
+            finally:
+                pg.close_sync()
+        else:
+            notes.append("PostgreSQL skipped: no --api-postgres-url / HFT_TEST_POSTGRES_URL")
+    notes.append(
+        "One API worker; engine, backend, database and load generator share the machine "
+        f"({os.cpu_count()} CPUs). Every measured order is risk-checked, inserted, sent to "
+        "the engine, and answered after the projection committed its events (fills for "
+        "about half of them)."
+    )
+    return {
+        "title": TITLE,
+        "core": default_core(),
+        "cpus": os.cpu_count(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+        "notes": notes,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--bare-server":
+        _serve_bare(int(sys.argv[2]))
+    else:
+        parser = argparse.ArgumentParser(prog="python -m hft.bench.api")
+        add_arguments(parser)
+        print(json.dumps(run(parser.parse_args()), indent=2))
