@@ -47,16 +47,20 @@ def engine_stub(stack: Stack) -> tuple[grpc.Channel, Any]:
 
 
 def quiescent(stack: Stack) -> None:
-    """Wait until the projection has applied everything the engine sequenced."""
+    """Wait until nothing moves: the engine's last sequence is unchanged for three seconds
+    (requests cut off by stopping the clients may still be on their way) and the
+    projection has applied all of it."""
     channel, engine = engine_stub(stack)
+    seen: list[int] = []
     with channel:
 
-        def caught_up() -> bool:
-            last = engine.HealthCheck(pb.HealthCheckRequest(), timeout=5).last_sequence
+        def settled() -> bool:
+            last = int(engine.HealthCheck(pb.HealthCheckRequest(), timeout=5).last_sequence)
             (cursor,) = stack.db.query("SELECT sequence FROM engine_cursor")
-            return int(cursor["sequence"]) >= int(last)
+            seen.append(last)
+            return len(seen) >= 4 and len(set(seen[-4:])) == 1 and int(cursor["sequence"]) >= last
 
-        eventually(caught_up, seconds=120, interval=0.5)
+        eventually(settled, seconds=180, interval=1.0)
 
 
 def test_soak_reconciles(make_stack: Callable[..., Stack]) -> None:
