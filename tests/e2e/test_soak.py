@@ -47,7 +47,7 @@ def engine_stub(stack: Stack) -> tuple[grpc.Channel, Any]:
 
 
 def quiescent(stack: Stack) -> None:
-    """Wait until nothing moves: the engine's last sequence is unchanged for three seconds
+    """Wait until nothing moves: the engine's last sequence is unchanged for five seconds
     (requests cut off by stopping the clients may still be on their way) and the
     projection has applied all of it."""
     channel, engine = engine_stub(stack)
@@ -58,7 +58,7 @@ def quiescent(stack: Stack) -> None:
             last = int(engine.HealthCheck(pb.HealthCheckRequest(), timeout=5).last_sequence)
             (cursor,) = stack.db.query("SELECT sequence FROM engine_cursor")
             seen.append(last)
-            return len(seen) >= 4 and len(set(seen[-4:])) == 1 and int(cursor["sequence"]) >= last
+            return len(seen) >= 6 and len(set(seen[-6:])) == 1 and int(cursor["sequence"]) >= last
 
         eventually(settled, seconds=180, interval=1.0)
 
