@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import secrets
@@ -660,12 +661,38 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     )
 
 
+def lock_data_dir(data_dir: Path) -> TextIO:
+    """Hold an exclusive lock on `data_dir` for the life of the process.
+
+    Two platforms on one data directory would write one journal from two engines; the
+    second `hft run` is refused with the first one's pid. The returned file must stay open.
+    """
+    path = data_dir / "run.lock"
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        owner = fh.read().strip() or "unknown"
+        fh.close()
+        raise StartError(
+            f"{data_dir} is in use by another `hft run` (pid {owner}); stop it first "
+            "or choose another --data-dir"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
 def main(argv: list[str]) -> int:
     """Entry point of `hft run`; returns the exit code (0 after a clean Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         opts = options_from_args(args)
         opts.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_data_dir(opts.data_dir)
     except (StartError, OSError) as exc:
         print(f"hft run: {exc}", file=sys.stderr)
         return 2
@@ -674,3 +701,5 @@ def main(argv: list[str]) -> int:
     except StartError as exc:
         print(f"hft run: {exc}", file=sys.stderr)
         return 1
+    finally:
+        lock.close()

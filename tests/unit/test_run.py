@@ -393,3 +393,24 @@ def test_connect_host_for_wildcard_binds() -> None:
     assert run.connect_host("0.0.0.0") == "127.0.0.1"
     assert run.connect_host("::") == "127.0.0.1"
     assert run.connect_host("10.1.2.3") == "10.1.2.3"
+
+
+def test_data_dir_is_locked_against_a_second_run(tmp_path: Path) -> None:
+    held = run.lock_data_dir(tmp_path)
+    try:
+        with pytest.raises(
+            run.StartError, match=rf"in use by another `hft run` \(pid {os.getpid()}\)"
+        ):
+            run.lock_data_dir(tmp_path)
+    finally:
+        held.close()
+    run.lock_data_dir(tmp_path).close()
+
+
+def test_main_refuses_a_locked_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    held = run.lock_data_dir(tmp_path)
+    try:
+        assert run.main(["--data-dir", str(tmp_path), "--no-sim"]) == 2
+    finally:
+        held.close()
+    assert "is in use by another `hft run`" in capsys.readouterr().err
