@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 def _build(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge, Histogram, Counter]:
     orders = Counter(
         "hft_orders_total",
-        "Orders by final or current status as the projection applied them",
+        "Order status transitions (pending_new on entry, then each status reached)",
         ["status"],
         registry=registry,
     )
@@ -21,8 +21,9 @@ def _build(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge, Hist
     )
     lag = Gauge(
         "hft_projection_lag_events",
-        "Execution events received from the engine but not yet applied to the database",
+        "Execution commands received from the engine but not yet applied to the database",
         registry=registry,
+        multiprocess_mode="max",
     )
     lag_seconds = Histogram(
         "hft_projection_lag_seconds",

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from hft.api.audit import record
 from hft.api.deps import ClientIp, CurrentUser, RequestId, SessionDep
 from hft.api.errors import ApiError
+from hft.api.trading import metrics
 from hft.api.trading.body import JsonNumber, check_fields, read_object
 from hft.api.trading.common import (
     FastJSON,
@@ -292,6 +293,7 @@ async def create_order(
             raise
         return await _replay(rt, known, spec)
     order_id = order.id
+    metrics.ORDERS.labels(order.status).inc()
     if no_liquidity:
         return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
     req = order_request(

@@ -150,10 +150,14 @@ class BatchApplier:
         if not todo:
             return 0
         await self._preload(todo)
+        before = {oid: o.status for oid, o in self._orders.items()}
         for ev in todo:
             self._apply_one(ev)
             metrics.PROJECTION_EVENTS.labels(pb.EventType.Name(ev.type)).inc()
         await self._flush_side_tables()
+        for oid, order in self.out.orders.items():
+            if before.get(oid) != order.status:
+                metrics.ORDERS.labels(order.status).inc()
         last = todo[-1]
         cursor.sequence, cursor.idx = last.sequence, last.index
         return len(todo)

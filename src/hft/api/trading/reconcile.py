@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from hft.api.trading import metrics
 from hft.db.models.auth import Account
 from hft.db.models.trading import OrderRow
 from hft.db.session import write_transaction
@@ -110,6 +111,7 @@ class Reconciler:
             order.reason = "engine_unavailable"
             order.leaves_lots = 0
             order.updated_at = datetime.now(UTC)
+        metrics.ORDERS.labels("rejected").inc()
         if rt.hub is not None:
             rt.hub.order_changed(order)
         return True
