@@ -125,14 +125,16 @@ function OpenOrderRow({ order, ins }: { order: Order; ins: Instrument | undefine
       <td>{order.time_in_force.toUpperCase()}</td>
       <td>{order.status.replace('_', ' ')}</td>
       <td className="actions">
-        {!editing && (
-          <button type="button" className="small-btn" onClick={startEdit} aria-label={`Amend order ${order.id}`}>
-            Amend
+        <div className="actions-inner">
+          {!editing && (
+            <button type="button" className="small-btn" onClick={startEdit} aria-label={`Amend order ${order.id}`}>
+              Amend
+            </button>
+          )}
+          <button type="button" className="small-btn danger" disabled={cancel.isPending} onClick={() => cancel.mutate()} aria-label={`Cancel order ${order.id}`}>
+            Cancel
           </button>
-        )}
-        <button type="button" className="small-btn danger" disabled={cancel.isPending} onClick={() => cancel.mutate()} aria-label={`Cancel order ${order.id}`}>
-          Cancel
-        </button>
+        </div>
       </td>
     </tr>
   );
