@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -173,7 +174,7 @@ def test_bad_database_url_is_a_clean_error(
     assert hft(["db", "current", "--database-url", "mysql://x"]) in (1, 2)
 
 
-def _start_api(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+def _api_env(tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "HFT_DATA_DIR": str(tmp_path / "data"),
@@ -182,6 +183,11 @@ def _start_api(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("HFT_DATABASE_URL", None)
+    return env
+
+
+def _start_api(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    env = _api_env(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hft.cli", "api", "--port", "0", *extra],
         cwd=REPO,
@@ -223,3 +229,31 @@ def test_hft_api_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert code == 0
     assert (tmp_path / "data" / "hft.db").exists()
     assert (tmp_path / "data" / "jwt_secret").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.timeout(120)
+def test_hft_api_reports_a_busy_port_and_bad_configuration(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hft.cli", "api", "--port", str(port)],
+            cwd=REPO,
+            env=_api_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
+    assert done.returncode == 1
+    assert f"cannot bind 127.0.0.1:{port}" in done.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "hft.cli", "api", "--database-url", "mysql://x/y"],
+        cwd=REPO,
+        env=_api_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert bad.returncode == 2
+    assert "database_url" in bad.stderr
