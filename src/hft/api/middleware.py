@@ -23,6 +23,13 @@ log = logging.getLogger("hft.api")
 access_log = logging.getLogger("hft.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+# On every response: no MIME sniffing, no framing of the UI by other sites
+# (clickjacking a trading screen), no URLs leaking to other origins.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -124,6 +131,7 @@ class RequestContextMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         start = time.perf_counter()
         rid_header = (REQUEST_ID_HEADER.encode(), rid.encode())
+        is_api = scope.get("path", "").startswith("/api/")
         method = scope.get("method", "GET")
         path: str = scope.get("path", "")
         ip = client_ip(scope)
@@ -135,7 +143,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = int(message["status"])
-                message = {**message, "headers": [*message.get("headers", ()), rid_header]}
+                headers = [*message.get("headers", ()), rid_header, *_SECURITY_HEADERS]
+                if is_api and not any(name == b"cache-control" for name, _ in headers):
+                    # Account data must not linger in browser or proxy caches.
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
             await send(message)
 
         received = 0

@@ -83,6 +83,16 @@ async def test_metrics_count_requests_by_route_template(
     assert "/random/path/123" not in (await client.get("/metrics")).text
 
 
+async def test_security_headers(make_user, client: httpx.AsyncClient) -> None:
+    user = await make_user()
+    r = await user.get("/api/v1/auth/me")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
+    r = await client.get("/")
+    assert r.headers["x-frame-options"] == "DENY"
+
+
 async def test_request_id_generated_or_propagated(client: httpx.AsyncClient) -> None:
     r = await client.get("/health")
     generated = r.headers["x-request-id"]
