@@ -192,6 +192,21 @@ def _bench_unary(tmp: Path, core: str, ops: int) -> list[dict[str, Any]]:
                 }
             )
         st = asyncio.run(_stats(engine.address))
+        nosync = EngineProcess(tmp / "unary-nosync", core=core, fsync="none")
+        nosync.start()
+        try:
+            eng = asyncio.run(
+                _unary(
+                    nosync.address,
+                    "/trading.pb.TradingEngine/SubmitOrder",
+                    orders[: ops + 1],
+                    1,
+                    parse_order,
+                )
+            )
+            rows.append({"measure": "SubmitOrder round trip, 1 in flight, fsync=none", **eng})
+        finally:
+            nosync.kill()
         rows.append(
             {
                 "measure": "engine processing during the unary runs (receipt to events ready)",

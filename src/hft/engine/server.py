@@ -836,6 +836,9 @@ def main(argv: list[str]) -> int:
         print(f"hft engine: cannot create data directory {args.data_dir}: {exc}", file=sys.stderr)
         return 1
     listener = setup_logging(config.engine.log_level)
+    # The journal thread needs the GIL back after every write and fsync; the default
+    # 5 ms switch interval would let the sequencer hold it that long each time.
+    sys.setswitchinterval(0.0002)
     try:
         try:
             import uvloop

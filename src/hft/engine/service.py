@@ -342,7 +342,8 @@ class EngineService:
     def start(self) -> None:
         """Start the sequencer, committer and timers (after `recover`)."""
         self._wakeup = asyncio.Event()
-        self._commit_q = asyncio.Queue(maxsize=2)
+        # A few batches may wait for the disk while the next ones are processed.
+        self._commit_q = asyncio.Queue(maxsize=8)
         self._tasks = [
             asyncio.create_task(self._sequencer(), name="sequencer"),
             asyncio.create_task(self._committer(), name="committer"),
@@ -512,63 +513,92 @@ class EngineService:
             self._wakeup.set()
         return fut
 
-    def _journal_write(self, b: _Batch) -> int:
-        """Journal thread: append, fsync per policy, then the events log."""
-        written = self.journal.append(KIND_COMMANDS, b.first_seq, b.last_seq, b.cmds.view(np.uint8))
+    def _journal_write(self, batches: list[_Batch]) -> int:
+        """Journal thread: append the batches, fsync once per policy, then the events log."""
+        written = 0
+        for b in batches:
+            written += self.journal.append(
+                KIND_COMMANDS, b.first_seq, b.last_seq, b.cmds.view(np.uint8)
+            )
         if self.fsync == "every":
             self.journal.sync()
-        if len(b.exec_events):
-            self.events_log.append(
-                KIND_EVENTS, b.first_seq, b.last_seq, b.exec_events.view(np.uint8)
-            )
+        for b in batches:
+            if len(b.exec_events):
+                self.events_log.append(
+                    KIND_EVENTS, b.first_seq, b.last_seq, b.exec_events.view(np.uint8)
+                )
         return written
 
     async def _committer(self) -> None:
         assert self._commit_q is not None
+        q = self._commit_q
         loop = asyncio.get_running_loop()
         jh = self.stats.journal
         while True:
-            b = await self._commit_q.get()
-            if b is None:
-                self._commit_q.task_done()
+            first = await q.get()
+            if first is None:
+                q.task_done()
                 return
+            # Every batch already processed goes into the same journal write and fsync.
+            batches = [first]
+            stop = False
+            while not q.empty():
+                nxt = q.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batches.append(nxt)
             t0 = time.perf_counter_ns()
             try:
-                written = await loop.run_in_executor(self._io, self._journal_write, b)
+                written = await loop.run_in_executor(self._io, self._journal_write, batches)
             except BaseException as exc:
-                self._commit_q.task_done()
+                err = FatalEngineError(f"journal write failed: {exc}")
+                for b in batches:
+                    for it in b.items:
+                        if not it.future.done():
+                            it.future.set_exception(err)
+                    q.task_done()
                 self._die(exc)
                 return
             jh.record(time.perf_counter_ns() - t0)
             st = self.stats
             st.journal_batches += 1
             st.journal_bytes += written
-            n = b.last_seq - b.first_seq + 1
-            st.commands += n
-            st.orders += int(np.count_nonzero(b.cmds["kind"] == CommandKind.SUBMIT))
-            et = b.exec_events["type"]
-            st.trades += int(np.count_nonzero(et == EventType.TRADE))
-            st.rejects += int(np.count_nonzero(np.isin(et, _REJECT_TYPES)))
-            self.durable_seq = b.last_seq
-            self._resolve(b)
-            # Publish: the subscribers and published_seq move together, with no await in
-            # between, so a stream switching from history to live misses nothing.
-            self.md.apply(b.first_seq, b.events)
-            if len(b.exec_events):
-                item = (b.first_seq, b.exec_events)
-                for sub in self.exec_subscribers:
-                    sub.push(item)
-            self.published_seq = b.last_seq
-            if self._durable_waiters:
-                still = []
-                for seq, fut in self._durable_waiters:
-                    if seq <= self.durable_seq:
-                        if not fut.done():
-                            fut.set_result(None)
-                    else:
-                        still.append((seq, fut))
-                self._durable_waiters = still
-            self._commit_q.task_done()
+            for b in batches:
+                self._publish(b)
+                q.task_done()
+            if stop:
+                q.task_done()
+                return
+
+    def _publish(self, b: _Batch) -> None:
+        """A journaled batch: answer its callers, then publish its events."""
+        st = self.stats
+        n = b.last_seq - b.first_seq + 1
+        st.commands += n
+        st.orders += int(np.count_nonzero(b.cmds["kind"] == CommandKind.SUBMIT))
+        et = b.exec_events["type"]
+        st.trades += int(np.count_nonzero(et == EventType.TRADE))
+        st.rejects += int(np.count_nonzero(np.isin(et, _REJECT_TYPES)))
+        self.durable_seq = b.last_seq
+        self._resolve(b)
+        # The subscribers and published_seq move together, with no await in between,
+        # so a stream switching from history to live misses nothing.
+        self.md.apply(b.first_seq, b.events)
+        if len(b.exec_events):
+            item = (b.first_seq, b.exec_events)
+            for sub in self.exec_subscribers:
+                sub.push(item)
+        self.published_seq = b.last_seq
+        if self._durable_waiters:
+            still = []
+            for seq, fut in self._durable_waiters:
+                if seq <= self.durable_seq:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((seq, fut))
+            self._durable_waiters = still
 
     def _resolve(self, b: _Batch) -> None:
         ex = b.exec_events
