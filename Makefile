@@ -15,7 +15,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 CORE_SOURCES := $(shell find core -name '*.cpp' -o -name '*.hpp' 2>/dev/null) CMakeLists.txt
 
-.PHONY: help setup build run test test-core test-sanitize test-py test-web bench lint fmt proto clean
+.PHONY: help setup build web run test test-core test-sanitize test-py test-web bench lint fmt proto clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
@@ -36,13 +36,27 @@ $(EXT_STAMP): $(CORE_SOURCES) | $(STAMP)
 
 build: $(STAMP) $(EXT_STAMP) ## Rebuild the C++ extension after core changes
 
-run: build ## Run the platform
-	$(VENV)/bin/hft run
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json \
+  $(wildcard web/vite.config.ts web/tsconfig*.json)
+
+web/node_modules/.installed: web/package.json $(wildcard web/package-lock.json)
+	@scripts/check-node.sh
+	cd web && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run build
+
+web: web/dist/index.html ## Build the web UI (when missing or stale)
+
+run: build web ## Run the platform (engine, backend + UI, simulation)
+	$(VENV)/bin/hft run $(RUN_ARGS)
 
 test: build ## Run every test (C++ core, sanitizers, Python, web)
 	@$(MAKE) --no-print-directory test-core
 	@$(MAKE) --no-print-directory test-sanitize
 	@$(MAKE) --no-print-directory test-py
+	@$(MAKE) --no-print-directory test-web
 
 test-core: $(STAMP) ## C++ unit tests (GoogleTest via ctest), warnings as errors
 	@scripts/ensure-deb.sh libgtest-dev
@@ -62,17 +76,22 @@ test-sanitize: $(STAMP) ## C++ unit tests under AddressSanitizer + UBSan
 test-py: build ## Python tests (unit, integration, e2e); exits non-zero when none ran
 	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
+test-web: build web/node_modules/.installed ## Web unit tests (Vitest) and browser tests (chromium)
+	@scripts/ensure-deb.sh chromium
+	cd web && npm run lint && npm run typecheck && npm test && npm run e2e
+
 bench: build ## Run the benchmarks and write docs/benchmarks.md
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DHFT_BUILD_PYTHON=OFF \
 	  -DHFT_BUILD_BENCH=ON > /dev/null
 	cmake --build $(BENCH_BUILD) -j $(JOBS)
 	$(VENV)/bin/hft bench all --native $(BENCH_BUILD)/core_bench --report docs/benchmarks.md
 
-lint: $(STAMP) ## What CI checks: ruff, mypy, clang-format
+lint: $(STAMP) web/node_modules/.installed ## What CI checks: ruff, mypy, clang-format, eslint, tsc
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/clang-format --dry-run -Werror $$(find core -name '*.cpp' -o -name '*.hpp')
+	cd web && npm run lint && npm run typecheck
 
 fmt: $(STAMP) ## Format Python and C++ in place
 	$(VENV)/bin/ruff check --fix src tests
