@@ -102,7 +102,7 @@ async def test_hostile_amend_bodies(make_user):
 def _fuzz_operation(op, mode, base_url, headers, failures):
     @hypothesis.given(case=op.as_strategy(generation_mode=mode))
     @hypothesis.settings(
-        max_examples=10,
+        max_examples=6,
         deadline=None,
         database=None,
         derandomize=True,
