@@ -41,6 +41,15 @@ class TokenBucketLimiter:
         self._buckets[key] = (tokens, t)
         return (cost - tokens) / self.rate
 
+    def wait(self, key: Hashable, now: float | None = None) -> float:
+        """Seconds until `key` has a whole token again (0.0 if it has one); takes nothing."""
+        entry = self._buckets.get(key)
+        if entry is None:
+            return 0.0
+        t = time.monotonic() if now is None else now
+        tokens = min(self.burst, entry[0] + (t - entry[1]) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def _prune(self, now: float) -> None:
         # A bucket that has refilled completely is indistinguishable from a new one.
         full_after = self.burst / self.rate
@@ -76,6 +85,7 @@ class RateLimiter:
         self.rest_user = TokenBucketLimiter.from_config(config.rest_per_user)
         self.rest_ip = TokenBucketLimiter.from_config(config.rest_per_ip)
         self.auth_ip = TokenBucketLimiter.from_config(config.auth_per_ip)
+        self.login_failures = TokenBucketLimiter.from_config(config.login_failures_per_username)
         self.ws_user = TokenBucketLimiter.from_config(config.ws_messages_per_user)
         self.ws_ip = TokenBucketLimiter.from_config(config.ws_messages_per_ip)
         self.ws_connect_ip = TokenBucketLimiter.from_config(config.ws_connections_per_ip)
@@ -96,6 +106,16 @@ class RateLimiter:
         """Raises ApiError(429) when this IP is over the login/registration limit."""
         if self._ip_limited(ip) and (wait := self.auth_ip.hit(ip)):
             raise too_many_requests(wait, "login or registration attempts")
+
+    def check_login_allowed(self, username_key: str) -> None:
+        """Raises ApiError(429) while `username_key` has used up its failed-login budget."""
+        if self.enabled and (wait := self.login_failures.wait(username_key)):
+            raise too_many_requests(wait, "failed logins for this user")
+
+    def record_login_failure(self, username_key: str) -> None:
+        """Charge one failed login to `username_key` (takes nothing when already empty)."""
+        if self.enabled:
+            self.login_failures.hit(username_key)
 
     def ws_connect_wait(self, ip: str | None) -> float:
         return self.ws_connect_ip.hit(ip) if self._ip_limited(ip) else 0.0

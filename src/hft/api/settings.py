@@ -65,6 +65,9 @@ class RateLimitSettings(BaseModel):
     rest_per_ip: TokenBucket = TokenBucket(rate=500, burst=1000)
     # Login and registration are the brute-force surface, so they get their own tighter bucket.
     auth_per_ip: TokenBucket = TokenBucket(rate=5, burst=30)
+    # Failed logins per username, from any address: slows password guessing spread over
+    # many IPs. Only failures cost a token; a locked name answers 429 until it refills.
+    login_failures_per_username: TokenBucket = TokenBucket(rate=1 / 60, burst=10)
     ws_messages_per_user: TokenBucket = TokenBucket(rate=20, burst=50)
     ws_messages_per_ip: TokenBucket = TokenBucket(rate=100, burst=200)
     ws_connections_per_ip: TokenBucket = TokenBucket(rate=5, burst=20)

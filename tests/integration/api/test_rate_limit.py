@@ -92,3 +92,31 @@ class TestExemptAndDisabled:
     async def test_exempt_ip(self, client: httpx.AsyncClient) -> None:
         codes = {(await client.get("/api/v1/auth/me")).status_code for _ in range(5)}
         assert codes == {401}
+
+
+class TestLoginFailuresPerUsername:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"rate_limits": {"login_failures_per_username": {"rate": 0.01, "burst": 3}}}
+
+    async def test_guessing_one_users_password_is_slowed_down(
+        self, make_user, app, client: httpx.AsyncClient
+    ) -> None:
+        victim = await make_user()
+        other = await make_user()
+        form = {"username": victim.username.upper(), "password": "guess"}
+        codes = [(await client.post("/api/v1/auth/token", data=form)).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        # Even from another address, and even with the right password, until it refills.
+        elsewhere = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("10.9.9.9", 1234)),
+            base_url="http://testserver",
+        )
+        async with elsewhere:
+            right = {"username": victim.username, "password": victim.password}
+            r = await elsewhere.post("/api/v1/auth/token", data=right)
+            assert r.status_code == 429
+            assert r.json()["error"]["code"] == "rate_limited"
+        # Other users are not affected.
+        ok = {"username": other.username, "password": other.password}
+        assert (await client.post("/api/v1/auth/token", data=ok)).status_code == 200

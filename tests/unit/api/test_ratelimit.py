@@ -73,3 +73,28 @@ def test_rate_limiter_scopes() -> None:
     for _ in range(5):
         off.check_rest_user(1)
         assert off.rest_ip_wait("1.2.3.4") == 0.0
+
+
+def test_wait_peeks_without_taking() -> None:
+    b = TokenBucketLimiter(rate=1.0, burst=2)
+    assert b.wait("k", now=0.0) == 0.0
+    assert "k" not in b._buckets
+    b.hit("k", now=0.0)
+    b.hit("k", now=0.0)
+    assert b.wait("k", now=0.0) == pytest.approx(1.0)
+    assert b.wait("k", now=0.5) == pytest.approx(0.5)
+    assert b.wait("k", now=1.0) == 0.0
+    assert b.wait("k", now=1.0) == 0.0
+
+
+def test_login_failure_budget_per_username() -> None:
+    rl = RateLimiter(
+        RateLimitSettings(login_failures_per_username=TokenBucket(rate=0.001, burst=2))
+    )
+    rl.check_login_allowed("alice")
+    rl.record_login_failure("alice")
+    rl.check_login_allowed("alice")
+    rl.record_login_failure("alice")
+    with pytest.raises(ApiError):
+        rl.check_login_allowed("alice")
+    rl.check_login_allowed("bob")

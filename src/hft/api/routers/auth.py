@@ -40,7 +40,13 @@ from hft.api.security import (
 from hft.db.base import utcnow
 from hft.db.models.auth import ApiKey, User
 from hft.db.session import write_transaction
-from hft.db.users import UsernameTakenError, account_id_of, create_user, get_user_by_username
+from hft.db.users import (
+    UsernameTakenError,
+    account_id_of,
+    create_user,
+    get_user_by_username,
+    username_key,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -148,8 +154,11 @@ async def login(
     request_id: RequestId,
 ) -> Token:
     """Form fields `username` and `password`. 401 `invalid_credentials` for an unknown
-    user, a wrong password or a deactivated user (indistinguishable on purpose)."""
+    user, a wrong password or a deactivated user (indistinguishable on purpose); 429
+    after too many failures from one address or for one username."""
     limiter.check_auth_ip(ip)
+    name_key = username_key(form.username[:64])
+    limiter.check_login_allowed(name_key)
     user = None
     if len(form.username) <= 64 and len(form.password) <= 256:
         user = await get_user_by_username(session, form.username)
@@ -157,6 +166,7 @@ async def login(
     if user is None or not ok or not user.is_active:
         reason = "unknown_user" if user is None else ("bad_password" if not ok else "inactive")
         AUTH_FAILURES.labels(reason).inc()
+        limiter.record_login_failure(name_key)
         async with write_transaction(session):
             audit.record(
                 session,
