@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hft_e2e_support import REPO, Database, child_env, eventually, free_port
+from hft_e2e_support import REPO, Database, child_env, eventually, free_port, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -79,9 +79,12 @@ def run_env(db_kind: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
 def test_one_command_live_market_ctrl_c_and_resume(tmp_path: Path, run_env: dict[str, Any]) -> None:
     api_port, engine_port = free_port(), free_port()
     data = tmp_path / "data"
+    # The shipped config with cheap password hashing (see write_config): the simulation
+    # registers a dozen users at start and this machine has two cores.
+    config = write_config(tmp_path / "config.yaml")
     args = [
         "--data-dir", str(data), "--api-port", str(api_port), "--engine-port", str(engine_port),
-        "--metrics-port", "0", "--sim-rate", "30", "--seed", "7",
+        "--metrics-port", "0", "--sim-rate", "30", "--seed", "7", "--config", str(config),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{api_port}"
     first = RunProcess(tmp_path, args, run_env["env"])

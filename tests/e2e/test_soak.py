@@ -1,6 +1,6 @@
 """Soak: the simulation plus a load generator, then engine, database and API reconciled.
 
-Short by default (HFT_SOAK_SECONDS, 60); the load generator asks for HFT_SOAK_RATE
+Short by default (HFT_SOAK_SECONDS, 45); the load generator asks for HFT_SOAK_RATE
 requests/s (300) and reports what the stack actually sustained. Afterwards:
 
 * cash is conserved: the sum of all cash changes equals minus the sum of all fees;
@@ -35,7 +35,7 @@ from hft.engine.pb import engine_pb2_grpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-SOAK_SECONDS = float(os.environ.get("HFT_SOAK_SECONDS", "60"))
+SOAK_SECONDS = float(os.environ.get("HFT_SOAK_SECONDS", "45"))
 SOAK_RATE = float(os.environ.get("HFT_SOAK_RATE", "300"))
 STARTING_CASH = Decimal("1000000")
 OPEN = ("new", "partially_filled")
