@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -22,27 +21,17 @@ from hft.api.settings import Settings, get_settings
 from hft.db.migrate import upgrade
 from hft.db.session import Database
 
-log = logging.getLogger("hft.api")
-
 API_PREFIX = "/api/v1"
 
 TradingLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def _trading_layer() -> tuple[list[APIRouter], TradingLifespan | None, Any]:
-    """The trading layer's routers, lifespan and engine probe, if it is installed.
+def _trading_layer() -> tuple[list[APIRouter], TradingLifespan, Any]:
+    """The trading layer's routers, lifespan and engine probe (imported here, not at
+    module level, so that `with_trading=False` never loads it)."""
+    from hft.api.trading import ROUTERS, engine_status
+    from hft.api.trading import lifespan as trading_lifespan
 
-    Only a missing `hft.api.trading` package is tolerated (a platform-only checkout);
-    any other import error is a bug and propagates.
-    """
-    try:
-        from hft.api.trading import ROUTERS, engine_status
-        from hft.api.trading import lifespan as trading_lifespan
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not exc.name.startswith("hft.api.trading"):
-            raise
-        log.warning("trading layer not available (%s); serving the platform API only", exc)
-        return [], None, None
     return list(ROUTERS), trading_lifespan, engine_status
 
 
@@ -162,7 +151,12 @@ def create_app(settings: Settings | None = None, *, with_trading: bool = True) -
 
     # Added first = innermost: CORS wraps the request context, so even a 429 sent by
     # the rate limiter carries CORS headers the browser can read.
-    app.add_middleware(RequestContextMiddleware, limiter=limiter, access_log=settings.access_log)
+    app.add_middleware(
+        RequestContextMiddleware,
+        limiter=limiter,
+        access_log=settings.access_log,
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -81,6 +81,18 @@ async def test_path_and_query_type_errors(make_user) -> None:
     assert r.status_code == 422
 
 
+class TestBodyLimitSetting:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, int]:
+        return {"max_body_bytes": 2048}
+
+    async def test_configured_limit(self, client: httpx.AsyncClient) -> None:
+        body = b'{"username": "abc", "password": "' + b"x" * 3000 + b'"}'
+        r = await client.post(REGISTER, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+        assert "2048" in r.json()["error"]["message"]
+
+
 async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     big = b'{"username": "abc", "password": "' + b"x" * (2 * 1024 * 1024) + b'"}'
     r = await client.post(REGISTER, content=big, headers={"Content-Type": "application/json"})
