@@ -111,3 +111,25 @@ def test_everything_survives_a_full_restart(make_stack: Callable[..., Stack], ho
     assert fill["status"] == "filled"
     assert fill["fills"][0]["price"] == "192.00"
     eventually(lambda: engine_book(stack, "AAPL")[1] == [])
+
+
+def test_engine_restarts_after_commands_without_executions(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """Programs may talk gRPC directly: a cancel-all that finds nothing to cancel is
+    sequenced and journaled but produces no execution event; recovery must accept that."""
+    stack = make_stack()
+    stack.start_engine()
+    with grpc.insecure_channel(stack.engine_address) as channel:
+        engine = engine_pb2_grpc.TradingEngineStub(channel)
+        order = pb.OrderRequest(
+            order_id=1, account_id=1, symbol="AAPL", side=pb.SIDE_BUY, type=pb.ORDER_TYPE_LIMIT,
+            time_in_force=pb.TIME_IN_FORCE_GTC, price=19_000, quantity=1,
+        )  # fmt: skip
+        assert engine.SubmitOrder(order, timeout=5).accepted
+        engine.CancelAll(pb.CancelAllRequest(account_id=7), timeout=5)
+        order.order_id, order.price = 2, 19_001
+        assert engine.SubmitOrder(order, timeout=5).accepted
+    assert stack.engine.stop() == 0
+    stack.start_engine()
+    assert engine_book(stack, "AAPL")[0] == [(19001, 1), (19000, 1)]
