@@ -128,3 +128,26 @@ def test_concurrent_secret_creation_agrees(tmp_path: Path) -> None:
         t.join()
     assert len(set(results)) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["secret"]
+
+
+def test_config_file_documents_the_defaults(tmp_path: Path) -> None:
+    """The `api:` section of config/default.yaml restates the built-in defaults; a
+    value changed in one place but not the other would mislead operators."""
+    import yaml
+
+    section = yaml.safe_load((REPO / "config" / "default.yaml").read_text())["api"]
+    from_file = load_settings(REPO / "config" / "default.yaml", data_dir=tmp_path)
+    builtin = load_settings(tmp_path / "missing.yaml", data_dir=tmp_path)
+    for key in section:
+        if key in {"data_dir", "database_url"}:
+            continue
+        got, want = getattr(from_file, key), getattr(builtin, key)
+        if key == "rate_limits":
+            for name, bucket in section[key].items():
+                if isinstance(bucket, dict):
+                    assert getattr(got, name).burst == getattr(want, name).burst, name
+                    assert getattr(got, name).rate == pytest.approx(
+                        getattr(want, name).rate, rel=1e-2
+                    ), name
+            continue
+        assert got == want, key
