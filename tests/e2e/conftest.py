@@ -39,7 +39,9 @@ def stack(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 
 
 @pytest.fixture
-def make_stack(db_kind: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+def make_stack(
+    db_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Stack]]:
     """Fresh stacks for tests that stop, kill or break processes."""
     made: list[Stack] = []
 
@@ -49,7 +51,10 @@ def make_stack(db_kind: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         return s
 
     yield factory
+    rep = getattr(request.node, "rep_call", None)
     for s in made:
+        if rep is not None and rep.failed:
+            print(s.logs())
         s.close()
 
 
