@@ -257,3 +257,36 @@ def test_hft_api_reports_a_busy_port_and_bad_configuration(tmp_path: Path) -> No
     )
     assert bad.returncode == 2
     assert "database_url" in bad.stderr
+
+
+@pytest.mark.timeout(180)
+def test_hft_api_with_two_workers_shares_secrets_and_metrics(tmp_path: Path) -> None:
+    proc, url = _start_api(tmp_path, "--workers", "2")
+    try:
+        creds = {"username": "multi", "password": "pw-123456789"}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.post(f"{url}/api/v1/auth/register", json=creds, timeout=10)
+                break
+            except httpx.TransportError:
+                # Workers are still starting; the socket already accepts connections.
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert r.status_code == 201, r.text
+        token = httpx.post(f"{url}/api/v1/auth/token", data=creds).json()["access_token"]
+        # Whichever worker answers, it knows the token (one generated secret for all).
+        for _ in range(10):
+            me = httpx.get(f"{url}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200
+        text = httpx.get(f"{url}/metrics").text
+        line = next(
+            ln
+            for ln in text.splitlines()
+            if ln.startswith('hft_http_requests_total{method="GET",route="/api/v1/auth/me"')
+        )
+        # Counted across both workers, not only by the one that served /metrics.
+        assert float(line.rsplit(" ", 1)[1]) == 10.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
