@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
 
     def __init__(self, svc: EngineService) -> None:
         self.svc = svc
+        self._encoders = ThreadPoolExecutor(2, thread_name_prefix="encode")
 
     # ------------------------------------------------------------------ helpers
 
@@ -218,8 +220,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             raise
         res = await self._run_array(context, cmds, t_recv, raw=True)
         assert res.events is not None
-        # Encoded column-wise: building a message per order and event would dominate.
-        return encode_order_batch_response(
+        # Encoded column-wise (building a message per order and event would dominate), in a
+        # worker thread: numpy releases the GIL, so the event loop keeps sequencing.
+        return await asyncio.get_running_loop().run_in_executor(
+            self._encoders,
+            encode_order_batch_response,
             res.first_seq,
             res.ts,
             cmds["order_id"],
