@@ -108,6 +108,12 @@ def build_test_settings(db_url: str, data_dir: Path, **overrides: Any) -> Settin
     return load_settings(CONFIG, **base)
 
 
+@pytest.fixture(scope="session")
+def settings_factory() -> Callable[..., Settings]:
+    """`build_test_settings` as a fixture, for fixtures of wider scope than `settings`."""
+    return build_test_settings
+
+
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
     return build_test_settings(db_url, tmp_path / "data", **settings_overrides)

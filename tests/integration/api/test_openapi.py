@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from hft.api.app import create_app
-
-from .conftest import build_test_settings
+from hft.api.settings import Settings
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
@@ -56,10 +55,12 @@ def _free_socket() -> socket.socket:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, settings_factory: Callable[..., Settings]
+) -> Iterator[dict[str, Any]]:
     """The platform app (SQLite) served by uvicorn in a thread, plus a logged-in user."""
     data = tmp_path_factory.mktemp("fuzz")
-    cfg = build_test_settings(f"sqlite+aiosqlite:///{data / 'hft.db'}", Path(data) / "data")
+    cfg = settings_factory(f"sqlite+aiosqlite:///{data / 'hft.db'}", Path(data) / "data")
     cfg.rate_limits.enabled = False
     app = create_app(cfg, with_trading=False)
     sock = _free_socket()
