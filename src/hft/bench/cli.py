@@ -110,6 +110,8 @@ def _all_main(argv: list[str]) -> int:
         "(the same option may mean something to several modules, e.g. --ops).",
     )
     top.add_argument("--report", help="write a markdown report to this file")
+    top.add_argument("--only", help="comma-separated modules to run (default: all of them)")
+    top.add_argument("--skip", default="", help="comma-separated modules not to run")
     if any(a in {"-h", "--help"} for a in argv):
         top.print_help()
         for name, module in modules:
@@ -117,6 +119,13 @@ def _all_main(argv: list[str]) -> int:
             _parser_for([module], f"hft bench {name}").print_help()
         return 0
     known, rest = top.parse_known_args(argv)
+    names = [n for n, _ in modules]
+    chosen = known.only.split(",") if known.only else names
+    skipped = {n for n in known.skip.split(",") if n}
+    missing = sorted((set(chosen) | skipped) - set(names))
+    if missing:
+        top.error(f"no benchmark module {', '.join(missing)} (have: {', '.join(names)})")
+    modules = [(n, m) for n, m in modules if n in chosen and n not in skipped]
     parsed: list[tuple[str, ModuleType, argparse.Namespace]] = []
     unknown_to_all: set[str] | None = None
     for name, module in modules:

@@ -72,17 +72,26 @@ def test_cli_workload_then_core_replay(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_bench_all_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "bench.md"
-    argv = ["all", "--ops", "2000", "--ref-ops", "0", "--resting", "1000", "--report", str(target)]
-    code = cli.main(argv)
+    argv = ["all", "--only", "core", "--ops", "2000", "--ref-ops", "0", "--resting", "1000"]
+    code = cli.main([*argv, "--report", str(target)])
     results = json.loads(capsys.readouterr().out)
-    assert "core" in results
+    assert list(results) == ["core"]
     text = target.read_text()
     assert "## Machine" in text
-    assert "hft bench all --ops 2000" in text
+    assert "hft bench all --only core --ops 2000" in text
     assert "## Matching core" in text
     assert "| batch |" in text
-    # Other areas' benchmark modules may be present; whatever ran is in the report.
-    assert code == (0 if all("error" not in r for r in results.values()) else 1)
+    assert code == 0
+
+
+def test_bench_all_only_and_skip_validate_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["all", "--only", "core,nonexistent"])
+    assert "no benchmark module nonexistent" in capsys.readouterr().err
+    # Skipping everything runs nothing and reports nothing.
+    everything = ",".join(cli.available_modules())
+    assert cli.main(["all", "--skip", everything]) == 0
+    assert json.loads(capsys.readouterr().out) == {}
 
 
 def test_module_discovery() -> None:
@@ -137,7 +146,7 @@ def test_native_failure_is_reported(tmp_path: Path) -> None:
 
 def test_bench_all_rejects_options_no_module_knows(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        cli.main(["all", "--no-such-option", "3"])
+        cli.main(["all", "--only", "core", "--no-such-option", "3"])
     assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
