@@ -31,14 +31,13 @@ from hft.api.trading.common import (
     errors,
     parse_id,
 )
+from hft.api.trading.entry import AccountMissingError, EntryRequest
 from hft.api.trading.projection import reject_reason
 from hft.api.trading.repo import (
     account_of_user,
     fills_of,
-    open_exposure,
     order_by_client_id,
     own_order,
-    position_quantity,
 )
 from hft.api.trading.runtime import TradingRuntime
 from hft.api.trading.schemas import (
@@ -60,7 +59,6 @@ from hft.services.orders import OPEN_STATUSES, OrderSpec, validate_amend, valida
 from hft.services.risk import (
     AccountSnapshot,
     check_amend_reserve,
-    check_order,
     collar_price,
     reservation,
 )
@@ -188,7 +186,7 @@ async def create_order(
         if known is not None:
             return await _replay(rt, known, spec)
     await session.commit()
-    if rt.engine_status() == "unavailable":
+    if rt.engine_status() != "ok":
         raise engine_unavailable()
     inst = rt.instruments[spec.symbol]
     tif = spec.time_in_force
@@ -208,83 +206,53 @@ async def create_order(
         else:
             engine_price = collar_price(spec.side, best, inst, rt.settings.market_collar_pct)
     now = utcnow()
-    order = OrderRow(
-        account_id=account_id,
-        client_order_id=spec.client_order_id,
-        symbol=spec.symbol,
-        side=spec.side,
-        type=spec.type,
-        time_in_force=tif,
-        post_only=spec.post_only,
-        price=spec.price,
-        price_ticks=engine_price,
-        quantity=spec.quantity,
-        quantity_lots=spec.quantity_lots,
-        filled_lots=0,
-        leaves_lots=spec.quantity_lots,
-        filled_quantity=Decimal(0),
-        filled_notional=Decimal(0),
-        fees=Decimal(0),
-        status="pending_new",
-        reserved=Decimal(0),
-        last_sequence=0,
-        created_at=now,
-        updated_at=now,
+    values: dict[str, Any] = {
+        "account_id": account_id,
+        "client_order_id": spec.client_order_id,
+        "symbol": spec.symbol,
+        "side": spec.side,
+        "type": spec.type,
+        "time_in_force": tif,
+        "post_only": spec.post_only,
+        "price": spec.price,
+        "price_ticks": engine_price,
+        "quantity": spec.quantity,
+        "quantity_lots": spec.quantity_lots,
+        "filled_lots": 0,
+        "leaves_lots": 0 if no_liquidity else spec.quantity_lots,
+        "filled_quantity": Decimal(0),
+        "filled_notional": Decimal(0),
+        "fees": Decimal(0),
+        "status": "rejected" if no_liquidity else "pending_new",
+        "reason": "market_no_liquidity" if no_liquidity else None,
+        "reserved": Decimal(0),
+        "last_sequence": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    entry = EntryRequest(
+        values=values,
+        inst=inst,
+        check_risk=not no_liquidity,
+        user_id=user.id,
+        audit={
+            "symbol": spec.symbol,
+            "side": spec.side,
+            "type": spec.type,
+            "tif": tif,
+            "quantity": str(spec.quantity),
+            "price": None if spec.price is None else str(spec.price),
+            "client_order_id": spec.client_order_id,
+        },
+        ip=ip,
+        request_id=request_id,
     )
     try:
-        async with write_transaction(session):
-            account = await lock_account(session, account_id)
-            if account is None:
-                raise ApiError(404, "account_not_found", "this user has no trading account")
-            if no_liquidity:
-                order.status, order.reason, order.leaves_lots = "rejected", "market_no_liquidity", 0
-            else:
-                n_open, open_buy, open_sell = await open_exposure(session, account_id, spec.symbol)
-                limits, halted = await rt.limits_for(session, account_id)
-                snapshot = AccountSnapshot(
-                    cash=account.cash,
-                    reserved=account.reserved_cash,
-                    trading_enabled=account.trading_enabled,
-                    position=await position_quantity(session, account_id, spec.symbol),
-                    open_buy=inst.quantity(open_buy),
-                    open_sell=inst.quantity(open_sell),
-                    open_orders=n_open,
-                )
-                try:
-                    reserve = check_order(
-                        side=spec.side,
-                        price_ticks=engine_price,
-                        quantity_lots=spec.quantity_lots,
-                        inst=inst,
-                        account=snapshot,
-                        limits=limits,
-                        global_halt=halted,
-                        taker_fee_bps=rt.settings.taker_fee_bps,
-                        places=rt.settings.money_decimals,
-                    )
-                except ServiceError as exc:
-                    raise api_error(exc) from None
-                order.reserved = reserve
-                account.reserved_cash = account.reserved_cash + reserve
-            session.add(order)
-            await session.flush()
-            record(
-                session,
-                "order.create",
-                user_id=user.id,
-                target=f"order:{order.id}",
-                details={
-                    "symbol": spec.symbol,
-                    "side": spec.side,
-                    "type": spec.type,
-                    "tif": tif,
-                    "quantity": str(spec.quantity),
-                    "price": None if spec.price is None else str(spec.price),
-                    "client_order_id": spec.client_order_id,
-                },
-                ip=ip,
-                request_id=request_id,
-            )
+        order = await rt.entry.submit(entry)
+    except ServiceError as exc:
+        raise api_error(exc) from None
+    except AccountMissingError:
+        raise ApiError(404, "account_not_found", "this user has no trading account") from None
     except IntegrityError:
         # Two retries of one client_order_id raced; the other one won.
         async with rt.db.session() as s2:
@@ -326,10 +294,14 @@ async def create_order(
 
 async def _reject_unsequenced(rt: TradingRuntime, order_id: int, reason: str) -> None:
     async with rt.db.session() as session, write_transaction(session):
-        order = await session.get(OrderRow, order_id, with_for_update=True)
+        found = await session.get(OrderRow, order_id)
+        if found is None:
+            return
+        # Account first, then the order: the lock order of every other writer.
+        account = await lock_account(session, found.account_id)
+        order = await session.get(OrderRow, order_id, with_for_update=True, populate_existing=True)
         if order is None or order.status != "pending_new" or order.last_sequence != 0:
             return
-        account = await lock_account(session, order.account_id)
         if account is not None:
             account.reserved_cash = account.reserved_cash - order.reserved
         order.reserved = Decimal(0)

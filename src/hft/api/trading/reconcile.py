@@ -93,6 +93,17 @@ class Reconciler:
     async def _reject(self, order_id: int) -> bool:
         rt = self.runtime
         async with rt.db.session() as session, write_transaction(session):
+            account_id = (
+                await session.execute(select(OrderRow.account_id).where(OrderRow.id == order_id))
+            ).scalar_one_or_none()
+            if account_id is None:
+                return False
+            # Account first, then the order: the lock order of every other writer.
+            account = (
+                await session.execute(
+                    select(Account).where(Account.id == account_id).with_for_update()
+                )
+            ).scalar_one()
             order = (
                 await session.execute(
                     select(OrderRow).where(OrderRow.id == order_id).with_for_update()
@@ -100,11 +111,6 @@ class Reconciler:
             ).scalar_one_or_none()
             if order is None or order.status != "pending_new" or order.last_sequence != 0:
                 return False
-            account = (
-                await session.execute(
-                    select(Account).where(Account.id == order.account_id).with_for_update()
-                )
-            ).scalar_one()
             account.reserved_cash = account.reserved_cash - order.reserved
             order.reserved = Decimal(0)
             order.status = "rejected"

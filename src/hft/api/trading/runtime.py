@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hft.api.trading import metrics
 from hft.api.trading.config import TradingSettings
+from hft.api.trading.entry import OrderEntry
 from hft.api.trading.projection import FeeSchedule, Projection
 from hft.api.trading.repo import effective_limits, limit_rows
 from hft.db.models.trading import InstrumentRow
@@ -91,6 +92,7 @@ class TradingRuntime:
         )
         self._engine_state = "unavailable"
         self._limits_cache: dict[int, tuple[float, RiskLimits, bool]] = {}
+        self.entry = OrderEntry(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         # set by the market-data relay and the WebSocket hub modules
@@ -200,6 +202,7 @@ class TradingRuntime:
             await self.sync_instruments()
             self._engine_state = "ok"
         await self.projection.start()
+        self.entry.start()
         self.spawn(self._monitor(), "engine-monitor")
         from hft.api.trading.reconcile import Reconciler
 
@@ -215,6 +218,7 @@ class TradingRuntime:
         self.projection.listeners.append(self.hub.on_applied)
 
     async def stop(self) -> None:
+        await self.entry.stop()
         await self.projection.stop()
         for task in self._tasks:
             task.cancel()
