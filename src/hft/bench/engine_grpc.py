@@ -111,19 +111,31 @@ async def _echo_serve(port_file: str) -> None:
     async def echo(request: bytes, context: Any) -> bytes:
         return request
 
+    async def echo_stream(requests: Any, context: Any) -> Any:
+        async for r in requests:
+            yield r
+
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        "bench.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+        },
     )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    await asyncio.to_thread(Path(port_file).write_text, str(port))
+    # Written whole, then renamed: the parent never reads a half-written port.
+    tmp_file = Path(port_file + ".tmp")
+    await asyncio.to_thread(tmp_file.write_text, str(port))
+    await asyncio.to_thread(os.replace, tmp_file, port_file)
     await server.wait_for_termination()
 
 
 def _start_echo(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file = tmp / "echo.port"
+    port_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hft.bench.engine_grpc", "--echo-server", str(port_file)],
         start_new_session=True,
@@ -242,9 +254,11 @@ async def _batches(address: str, batches: list[bytes], inflight: int, method: st
         return time.perf_counter() - t0
 
 
-async def _stream(address: str, orders: list[bytes]) -> float:
+async def _stream(
+    address: str, orders: list[bytes], method: str = "/trading.pb.TradingEngine/StreamOrders"
+) -> float:
     async with grpc.aio.insecure_channel(address) as ch:
-        call = ch.stream_stream("/trading.pb.TradingEngine/StreamOrders")
+        call = ch.stream_stream(method)
         t0 = time.perf_counter()
         n = 0
         async for _ in call(iter(orders)):
@@ -265,6 +279,18 @@ def _bench_batches(tmp: Path, core: str, args: argparse.Namespace) -> list[dict[
     ]
     stream_n = min(len(orders), 100_000)
     stream_orders = [o.SerializeToString() for o in orders[:stream_n]]
+    echo_proc, echo_addr = _start_echo(tmp)
+    try:
+        secs = asyncio.run(_stream(echo_addr, stream_orders, "/bench.Echo/EchoStream"))
+    finally:
+        echo_proc.kill()
+        echo_proc.wait()
+    rows.append(
+        {
+            "measure": "bare grpc.aio bidi echo stream (baseline)",
+            "orders_per_s": round(stream_n / secs),
+        }
+    )
     for fsync in ("every", "none"):
         engine = EngineProcess(tmp / f"batch-{fsync}", core=core, fsync=fsync)
         engine.start()
