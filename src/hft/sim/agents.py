@@ -154,6 +154,9 @@ class Agent:
     """Common machinery: login with retries, guarded requests, back-off, error logging."""
 
     kind = "agent"
+    # Concurrent step loops: a trader with one request in flight at a time cannot keep
+    # its share of the rate when the backend answers slowly.
+    lanes = 1
 
     def __init__(
         self,
@@ -295,17 +298,20 @@ class Agent:
             return
         try:
             await self.start()
-            while not self.stop.is_set():
-                try:
-                    await self.step()
-                except ApiError as err:
-                    self.note_error(err, "step")
-                    await self.sleep(1.0)
+            await asyncio.gather(*(self._loop() for _ in range(max(1, self.lanes))))
         except asyncio.CancelledError:
             raise
         except Exception:
             # A bug in an agent must not take the market down with it: report and retire.
             log.exception("%s: stopped by an unexpected error", self.name)
+
+    async def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await self.step()
+            except ApiError as err:
+                self.note_error(err, "step")
+                await self.sleep(1.0)
 
     async def start(self) -> None:
         """First actions after login (e.g. initial quotes)."""
@@ -492,6 +498,7 @@ class NoiseTrader(Agent):
     """Sends random market and limit orders on random symbols; cancels stale limit orders."""
 
     kind = "noise"
+    lanes = 3
 
     def __init__(
         self,

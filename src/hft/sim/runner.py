@@ -412,6 +412,14 @@ class Simulation:
         return 0
 
     async def _report(self, started: float) -> None:
+        last_at, last_sent = started, 0
         while not self.stop.is_set():
             await asyncio.sleep(self.status_interval)
-            log.info("%.0f s: %s", time.monotonic() - started, self.stats.summary())
+            now = time.monotonic()
+            sent = self.stats.orders + self.stats.amends + self.stats.cancels
+            rate = (sent - last_sent) / max(1e-9, now - last_at)
+            last_at, last_sent = now, sent
+            log.info(
+                "%.0f s: %.1f orders/s (target %.0f); %s",
+                now - started, rate, self.rate, self.stats.summary(),
+            )  # fmt: skip
