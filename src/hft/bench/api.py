@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI, Request, Response
 
 from hft.engine.testing import DEFAULT_CONFIG, EngineProcess, default_core
 from hft.histogram import LatencyHistogram
@@ -71,13 +72,11 @@ def _free_port() -> int:
 # ---------------------------------------------------------------------- bare endpoint
 
 
-def _bare_app() -> Any:
+def _bare_app() -> FastAPI:
     """FastAPI app with POST /api/v1/orders doing only the backend's input validation."""
     from decimal import Decimal
 
     import orjson
-    from fastapi import FastAPI, Request
-    from fastapi.responses import Response
 
     from hft.api.errors import ApiError, install_error_handlers
     from hft.api.trading.body import check_fields, read_object

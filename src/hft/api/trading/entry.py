@@ -2,9 +2,9 @@
 audit record of many concurrent orders in one serialized write transaction.
 
 Each order is checked in arrival order against the account as the orders before it in
-the same transaction left it (inserts are flushed one by one, so open-order counts and
-reservations include them), exactly as if each had its own transaction; only the commit
-(and its fsync) is shared. A constraint violation (a raced client_order_id) rolls the
+the same transaction left it (the batch reads each account's open orders and positions
+once, under the account's row lock, and adds every accepted order to them), exactly as
+if each had its own transaction; the inserts and the commit (and its fsync) are shared. A constraint violation (a raced client_order_id) rolls the
 batch back, and its orders are then written one transaction each, so only the offending
 request sees the error.
 """
@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from hft.api.audit import record
-from hft.api.trading.repo import open_exposure, position_quantity
 from hft.db.models.auth import Account
-from hft.db.models.trading import OrderRow
+from hft.db.models.trading import OrderRow, PositionRow
 from hft.db.session import lock_account, write_transaction
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
+from hft.services.orders import OPEN_STATUSES
 from hft.services.risk import AccountSnapshot, check_order
 
 if TYPE_CHECKING:
@@ -118,13 +119,17 @@ class OrderEntry:
         rt = self.rt
         results: list[tuple[EntryRequest, OrderRow | BaseException]] = []
         accounts: dict[int, Account] = {}
+        accepted: list[tuple[EntryRequest, OrderRow]] = []
         async with rt.db.session() as session, write_transaction(session):
+            ids = sorted({int(i.values["account_id"]) for i in batch})
             # Row locks in ascending account id, like the projection, so the two can
             # never deadlock on PostgreSQL.
-            for account_id in sorted({int(i.values["account_id"]) for i in batch}):
+            for account_id in ids:
                 locked = await lock_account(session, account_id)
                 if locked is not None:
                     accounts[account_id] = locked
+            exposure = await open_exposure_many(session, list(accounts))
+            positions = await positions_many(session, list(accounts))
             for item in batch:
                 account = accounts.get(int(item.values["account_id"]))
                 if account is None:
@@ -133,14 +138,24 @@ class OrderEntry:
                 order = OrderRow(**item.values)
                 if item.check_risk:
                     try:
-                        reserve = await self._check(session, account, order, item.inst)
+                        reserve = await self._check(
+                            session, account, order, item.inst, exposure, positions
+                        )
                     except ServiceError as exc:
                         results.append((item, exc))
                         continue
                     order.reserved = reserve
                     account.reserved_cash = account.reserved_cash + reserve
+                    exp = exposure.setdefault(account.id, Exposure())
+                    exp.count += 1
+                    key = (order.symbol, order.side)
+                    exp.leaves[key] = exp.leaves.get(key, 0) + order.quantity_lots
                 session.add(order)
-                await session.flush()
+                accepted.append((item, order))
+                results.append((item, order))
+            # One multi-row INSERT for the batch; the audit rows need the order ids.
+            await session.flush()
+            for item, order in accepted:
                 record(
                     session,
                     "order.create",
@@ -150,7 +165,6 @@ class OrderEntry:
                     ip=item.ip,
                     request_id=item.request_id,
                 )
-                results.append((item, order))
         self.batches += 1
         self.orders += len(batch)
         for item, result in results:
@@ -162,19 +176,25 @@ class OrderEntry:
                 item.future.set_result(result)
 
     async def _check(
-        self, session: Any, account: Account, order: OrderRow, inst: InstrumentInfo
+        self,
+        session: Any,
+        account: Account,
+        order: OrderRow,
+        inst: InstrumentInfo,
+        exposure: dict[int, Exposure],
+        positions: dict[tuple[int, str], Decimal],
     ) -> Decimal:
         rt = self.rt
-        n_open, open_buy, open_sell = await open_exposure(session, account.id, order.symbol)
+        exp = exposure.get(account.id) or Exposure()
         limits, halted = await rt.limits_for(session, account.id)
         snapshot = AccountSnapshot(
             cash=account.cash,
             reserved=account.reserved_cash,
             trading_enabled=account.trading_enabled,
-            position=await position_quantity(session, account.id, order.symbol),
-            open_buy=inst.quantity(open_buy),
-            open_sell=inst.quantity(open_sell),
-            open_orders=n_open,
+            position=positions.get((account.id, order.symbol), Decimal(0)),
+            open_buy=inst.quantity(exp.leaves.get((order.symbol, "buy"), 0)),
+            open_sell=inst.quantity(exp.leaves.get((order.symbol, "sell"), 0)),
+            open_orders=exp.count,
         )
         return check_order(
             side=order.side,
@@ -187,6 +207,49 @@ class OrderEntry:
             taker_fee_bps=rt.settings.taker_fee_bps,
             places=rt.settings.money_decimals,
         )
+
+
+@dataclass
+class Exposure:
+    """An account's open orders: how many, and open lots per (symbol, side)."""
+
+    count: int = 0
+    leaves: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+async def open_exposure_many(session: Any, account_ids: list[int]) -> dict[int, Exposure]:
+    """Open orders of several accounts, grouped (one query)."""
+    out: dict[int, Exposure] = {}
+    if not account_ids:
+        return out
+    rows = await session.execute(
+        select(
+            OrderRow.account_id,
+            OrderRow.symbol,
+            OrderRow.side,
+            func.count(),
+            func.sum(OrderRow.leaves_lots),
+        )
+        .where(OrderRow.account_id.in_(account_ids), OrderRow.status.in_(OPEN_STATUSES))
+        .group_by(OrderRow.account_id, OrderRow.symbol, OrderRow.side)
+    )
+    for account_id, symbol, side, n, leaves in rows:
+        exp = out.setdefault(int(account_id), Exposure())
+        exp.count += int(n)
+        exp.leaves[(symbol, side)] = int(leaves or 0)
+    return out
+
+
+async def positions_many(session: Any, account_ids: list[int]) -> dict[tuple[int, str], Decimal]:
+    """Signed position quantities of several accounts (one query)."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        select(PositionRow.account_id, PositionRow.symbol, PositionRow.quantity).where(
+            PositionRow.account_id.in_(account_ids)
+        )
+    )
+    return {(int(a), s): q for a, s, q in rows}
 
 
 __all__ = ["AccountMissingError", "EntryRequest", "OrderEntry", "RiskRejectedError"]
