@@ -41,6 +41,7 @@ from hft.engine.types import (
     TimeInForce,
     check_range,
     events_from_array,
+    events_from_bytes,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [
     "TimeInForce",
     "core_available",
     "events_from_array",
+    "events_from_bytes",
     "events_to_array",
 ]
 
@@ -143,8 +145,8 @@ class Engine:
         raw = self.core.take_events()
         if n == 0:
             return []
-        arr = raw.view(EVENT_DTYPE)
-        return events_from_array(arr[-n:])
+        # Only the last n records are this call's (raw `.core` use may have left others).
+        return events_from_bytes(raw.data[len(raw) - n * EVENT_DTYPE.itemsize :])
 
     # ------------------------------------------------------------------ configuration
 

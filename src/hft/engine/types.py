@@ -7,8 +7,10 @@ the journal and the gRPC mapping. Prices are integer ticks, quantities integer l
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -143,9 +145,12 @@ EVENT_DTYPE = np.dtype(
 EVENT_FIELDS = tuple(n for n in EVENT_DTYPE.names or () if not n.startswith("_"))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One engine event; field meanings per type are in docs/engine-semantics.md."""
+class Event(NamedTuple):
+    """One engine event; field meanings per type are in docs/engine-semantics.md.
+
+    An immutable named tuple (fields in EVENT_DTYPE order): building one is several
+    times cheaper than a frozen dataclass, and the per-call API builds one per event.
+    """
 
     type: EventType
     side: int = 0
@@ -171,9 +176,32 @@ class Event:
         return cls(EventType(row[0]), *row[1:])
 
 
+# EVENT_DTYPE as a struct format: unpacking raw bytes with it is several times faster
+# than `ndarray.tolist()` on a structured array, which matters on the per-call path.
+_EVENT_STRUCT = struct.Struct("<BBHIIIQQqqqQQqQQq")
+assert _EVENT_STRUCT.size == EVENT_DTYPE.itemsize
+_EVENT_TYPES = {int(t): t for t in EventType}
+
+
+def events_from_bytes(data: bytes | bytearray | memoryview) -> list[Event]:
+    """Convert raw EVENT_DTYPE records (little-endian bytes) into Event objects.
+
+    Raises ValueError when the length is not a multiple of the record size or a record
+    has an unknown event type.
+    """
+    if len(data) % _EVENT_STRUCT.size:
+        raise ValueError(f"event buffer of {len(data)} bytes is not a multiple of the record size")
+    try:
+        return [Event(_EVENT_TYPES[r[0]], *r[1:]) for r in _EVENT_STRUCT.iter_unpack(data)]
+    except KeyError as exc:
+        raise ValueError(f"unknown event type {exc.args[0]}") from exc
+
+
 def events_from_array(arr: np.ndarray) -> list[Event]:
     """Convert an EVENT_DTYPE array into Event objects."""
-    return [Event.from_row(r) for r in arr.tolist()]
+    if arr.dtype != EVENT_DTYPE:
+        raise ValueError(f"expected an EVENT_DTYPE array, got {arr.dtype}")
+    return events_from_bytes(np.ascontiguousarray(arr).tobytes())
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ step. The default run is short; `HFT_DIFF_STEPS=100000` makes a long one.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
@@ -327,11 +326,11 @@ def test_batch_process_matches_reference_and_per_call(seed: int) -> None:
     per_call = []
     for i, row in enumerate(cmds):
         for ev in apply_row(single, row):
-            ev = dataclasses.replace(ev, cmd_index=i)
+            ev = ev._replace(cmd_index=i)
             if ev.type in (EventType.CANCEL_REJECTED, EventType.AMEND_REJECTED):
                 # Batch rejects echo the record's symbol_id; per-call cancel/amend have none.
                 assert ev.symbol_id == 0
-                ev = dataclasses.replace(ev, symbol_id=int(row["symbol_id"]))
+                ev = ev._replace(symbol_id=int(row["symbol_id"]))
             per_call.append(ev)
     assert per_call == events_from_array(got)
     assert single.state_hash() == core.state_hash()
