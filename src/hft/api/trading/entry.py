@@ -4,9 +4,9 @@ audit record of many concurrent orders in one serialized write transaction.
 Each order is checked in arrival order against the account as the orders before it in
 the same transaction left it (the batch reads each account's open orders and positions
 once, under the account's row lock, and adds every accepted order to them), exactly as
-if each had its own transaction; the inserts and the commit (and its fsync) are shared. A constraint violation (a raced client_order_id) rolls the
-batch back, and its orders are then written one transaction each, so only the offending
-request sees the error.
+if each had its own transaction; the inserts and the commit (and its fsync) are shared.
+A constraint violation (a raced client_order_id) rolls the batch back, and its orders
+are then written one transaction each, so only the offending request sees the error.
 """
 
 from __future__ import annotations
