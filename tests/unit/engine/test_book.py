@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hft.engine import (
@@ -874,3 +875,25 @@ def test_numpy_integers_are_accepted(engine_cls: type[Eng]) -> None:
     assert type(st.order_id) is int
     assert eng.state_hash() == plain.state_hash()
     assert eng.cancel(np.uint64(1), np.uint64(2))[0].type == E.CANCELED
+
+
+def test_events_from_bytes_round_trip_and_errors() -> None:
+    from hft.engine import EVENT_DTYPE, events_from_array, events_from_bytes, events_to_array
+
+    evs = [
+        Event(E.TRADE, 1, 0, 2, 3, 0, 4, 5, -6, 7, 8, 9, 10, 11, 12, 13, -(1 << 63)),
+        Event(E.BOOK_CHANGE, side=2, price=(1 << 63) - 1, order_id=(1 << 64) - 1),
+    ]
+    arr = events_to_array(evs)
+    assert events_from_array(arr) == evs
+    assert events_from_bytes(arr.tobytes()) == evs
+    assert events_from_array(arr[::-1]) == evs[::-1]
+    with pytest.raises(ValueError, match="multiple"):
+        events_from_bytes(arr.tobytes()[:-1])
+    bad = arr.copy()
+    bad["type"][0] = 99
+    with pytest.raises(ValueError, match="unknown event type 99"):
+        events_from_bytes(bad.tobytes())
+    with pytest.raises(ValueError, match="EVENT_DTYPE"):
+        events_from_array(arr.view(np.uint8))
+    assert arr.dtype == EVENT_DTYPE
