@@ -40,15 +40,10 @@ inline void Engine::touch(std::uint32_t li) {
 
 inline void Engine::order_event(EventType type, std::uint32_t symbol_id, const Order& o,
                                 std::uint16_t reason, std::int64_t qty, std::int64_t leaves) {
-  Event& e = push(type);
-  e.side = o.side;
-  e.reason = reason;
-  e.symbol_id = symbol_id;
-  e.order_id = o.order_id;
-  e.account_id = o.account_id;
-  e.price = o.price;
-  e.qty = qty;
-  e.leaves_qty = leaves;
+  // Events are built whole and copied in once: value-initialising the 104-byte record in
+  // the buffer and then overwriting most of it doubled the stores of every event.
+  events_.push_back(Event{static_cast<std::uint8_t>(type), o.side, reason, symbol_id, cmd_index_, 0,
+                          o.order_id, o.account_id, o.price, qty, leaves, 0, 0, 0, 0, 0, ts_});
 }
 
 inline void Engine::drop(std::uint32_t oi) {
@@ -92,6 +87,10 @@ void Engine::add_instrument(const InstrumentSpec& s) {
   books_.emplace_back();
   books_.back().spec = s;
   book_map_.put(s.symbol_id, idx);
+  if (s.symbol_id < kBookIndexLimit) {
+    if (book_index_.size() <= s.symbol_id) book_index_.resize(s.symbol_id + 1, FlatMap::kEmpty);
+    book_index_[s.symbol_id] = idx;
+  }
   const auto pos = std::lower_bound(
       books_by_symbol_.begin(), books_by_symbol_.end(), s.symbol_id,
       [this](std::uint32_t b, std::uint32_t id) { return books_[b].spec.symbol_id < id; });
@@ -129,11 +128,13 @@ void Engine::process(const Command* cmds, std::size_t n) {
         if (oi != FlatMap::kEmpty) __builtin_prefetch(&pool_[oi]);
       }
     }
-    execute(cmds[i], static_cast<std::uint32_t>(i));
+    dispatch(cmds[i], static_cast<std::uint32_t>(i));
   }
 }
 
-void Engine::execute(const Command& c, std::uint32_t cmd_index) {
+void Engine::execute(const Command& c, std::uint32_t cmd_index) { dispatch(c, cmd_index); }
+
+inline void Engine::dispatch(const Command& c, std::uint32_t cmd_index) {
   cmd_index_ = cmd_index;
   ts_ = c.ts;
   ++epoch_;
@@ -187,21 +188,16 @@ void Engine::reject(EventType type, const Command& c, RejectReason reason) {
   }
 }
 
-void Engine::flush_book_changes() {
+inline void Engine::flush_book_changes() {
   for (const Touched& t : touched_) {
     Book& b = books_[t.book];
-    Event& e = push(EventType::kBookChange);
-    e.side = t.side;
-    e.symbol_id = b.spec.symbol_id;
-    e.price = t.price;
     // Same generation: the level still exists (it cannot have moved to another price without
     // being freed). Otherwise it emptied during the command and is reported gone.
     const Level& lv = levels_[t.level];
-    if (lv.gen == t.gen) {
-      e.qty = lv.total;
-      e.order_count = lv.count;
-    }
-    e.book_seq = ++b.book_seq;
+    const bool alive = lv.gen == t.gen;
+    events_.push_back(Event{static_cast<std::uint8_t>(EventType::kBookChange), t.side, 0,
+                            b.spec.symbol_id, cmd_index_, alive ? lv.count : 0, 0, 0, t.price,
+                            alive ? lv.total : 0, 0, 0, 0, 0, 0, ++b.book_seq, ts_});
   }
   touched_.clear();
 }
@@ -212,20 +208,24 @@ void Engine::flush_book_changes() {
 std::uint32_t Engine::find_or_create_level(std::uint32_t book, std::uint8_t side,
                                            std::int64_t price) {
   BookSide& s = side == kBuy ? books_[book].bids : books_[book].asks;
+  std::uint32_t& cached = s.cache[static_cast<std::uint64_t>(price) & (BookSide::kCacheSize - 1)];
+  if (cached != kNil && levels_[cached].price == price) [[likely]] {
+    return cached;
+  }
   const bool bid = side == kBuy;
   // Bids ascend and asks descend towards the back (the best). Search from the back: new
   // orders cluster near the touch, so the insert position is usually within a few slots.
   std::size_t pos = s.prices.size();
   while (pos > 0) {
     const std::int64_t p = s.prices[pos - 1];
-    if (p == price) return s.levels[pos - 1];
+    if (p == price) return cached = s.levels[pos - 1];
     if (bid ? p < price : p > price) break;
     if (s.prices.size() - pos >= 8) {
       const auto it = std::lower_bound(
           s.prices.begin(), s.prices.begin() + static_cast<std::ptrdiff_t>(pos), price,
           [bid](std::int64_t a, std::int64_t v) { return bid ? a < v : a > v; });
       pos = static_cast<std::size_t>(it - s.prices.begin());
-      if (pos < s.prices.size() && *it == price) return s.levels[pos];
+      if (pos < s.prices.size() && *it == price) return cached = s.levels[pos];
       break;
     }
     --pos;
@@ -253,12 +253,16 @@ std::uint32_t Engine::find_or_create_level(std::uint32_t book, std::uint8_t side
   }
   s.prices.insert(s.prices.begin() + static_cast<std::ptrdiff_t>(pos), price);
   s.levels.insert(s.levels.begin() + static_cast<std::ptrdiff_t>(pos), li);
+  cached = li;
   return li;
 }
 
 void Engine::erase_level(std::uint32_t li) {
   const Level& lv = levels_[li];
   BookSide& s = lv.side == kBuy ? books_[lv.book].bids : books_[lv.book].asks;
+  std::uint32_t& cached =
+      s.cache[static_cast<std::uint64_t>(lv.price) & (BookSide::kCacheSize - 1)];
+  if (cached == li) cached = kNil;
   if (s.levels.back() == li) {
     s.prices.pop_back();
     s.levels.pop_back();
@@ -275,7 +279,11 @@ void Engine::erase_level(std::uint32_t li) {
   free_levels_.push_back(li);
 }
 
-void Engine::rest(std::uint32_t book, std::uint32_t oi) {
+void Engine::rest(std::uint32_t book, std::uint32_t oi, std::uint32_t account) {
+  place(book, oi, account);
+}
+
+inline void Engine::place(std::uint32_t book, std::uint32_t oi, std::uint32_t account) {
   Order& o = pool_[oi];
   const std::uint32_t li = find_or_create_level(book, o.side, o.price);
   Level& lv = levels_[li];
@@ -292,7 +300,8 @@ void Engine::rest(std::uint32_t book, std::uint32_t oi) {
   ++lv.count;
   touch(li);
   order_map_.put(o.order_id, oi);
-  const std::uint32_t ai = account_for(o.account_id);
+  // The caller already looked the account up (kEmpty: first resting order of a new account).
+  const std::uint32_t ai = account != FlatMap::kEmpty ? account : account_for(o.account_id);
   Account& a = accounts_[ai];
   o.account = ai;
   o.acct_pos = static_cast<std::uint32_t>(a.orders.size());
@@ -336,9 +345,8 @@ std::uint32_t Engine::account_for(std::uint64_t account_id) {
   return ai;
 }
 
-bool Engine::out_of_band(const Book& b, std::int64_t price) const noexcept {
+bool Engine::outside_band(const Book& b, std::int64_t price) noexcept {
   const std::int64_t ref = b.spec.reference_price;
-  if (b.spec.band_bps <= 0 || ref <= 0) return false;
   // price > 0 and ref > 0, so the distance fits in uint64; the products need 128 bits.
   const std::uint64_t diff = price >= ref ? static_cast<std::uint64_t>(price - ref)
                                           : static_cast<std::uint64_t>(ref - price);
@@ -413,19 +421,10 @@ bool Engine::match(std::uint32_t book, std::uint32_t ti, bool market) {
       m.filled += q;
       levels_[li].total -= q;
       b.spec.reference_price = m.price;
-      Event& e = push(EventType::kTrade);
-      e.side = t.side;
-      e.symbol_id = symbol_id;
-      e.order_id = t.order_id;
-      e.account_id = t.account_id;
-      e.price = m.price;
-      e.qty = q;
-      e.leaves_qty = t.leaves;
-      e.maker_order_id = m.order_id;
-      e.maker_account_id = m.account_id;
-      e.maker_leaves_qty = m.leaves;
-      e.trade_id = next_trade_id_++;
-      e.book_seq = ++b.book_seq;
+      events_.push_back(Event{static_cast<std::uint8_t>(EventType::kTrade), t.side, 0, symbol_id,
+                              cmd_index_, 0, t.order_id, t.account_id, m.price, q, t.leaves,
+                              m.order_id, m.account_id, m.leaves, next_trade_id_++, ++b.book_seq,
+                              ts_});
       if (m.leaves == 0) {
         // unlink() subtracts the maker's leaves (now 0) from the level total.
         drop(mi);
@@ -437,14 +436,15 @@ bool Engine::match(std::uint32_t book, std::uint32_t ti, bool market) {
   return false;
 }
 
-void Engine::finish_taker(std::uint32_t book, std::uint32_t ti, bool canceled, bool may_rest) {
+inline void Engine::finish_taker(std::uint32_t book, std::uint32_t ti, bool canceled, bool may_rest,
+                                 std::uint32_t account) {
   Order& t = pool_[ti];
   if (canceled || t.leaves == 0) {
     pool_.free(ti);
     return;
   }
   if (may_rest) {
-    rest(book, ti);
+    place(book, ti, account);
     return;
   }
   order_event(EventType::kCanceled, books_[book].spec.symbol_id, t,
@@ -453,7 +453,7 @@ void Engine::finish_taker(std::uint32_t book, std::uint32_t ti, bool canceled, b
 }
 
 void Engine::on_submit(const Command& c) {
-  const std::uint32_t bi = book_map_.find(c.symbol_id);
+  const std::uint32_t bi = book_of(c.symbol_id);
   if (bi == FlatMap::kEmpty) return reject(EventType::kRejected, c, RejectReason::kUnknownSymbol);
   if (c.side != kBuy && c.side != kSell) {
     return reject(EventType::kRejected, c, RejectReason::kInvalidSide);
@@ -525,8 +525,14 @@ void Engine::on_submit(const Command& c) {
     return reject(EventType::kRejected, c, RejectReason::kFokCannotFill);
   }
   order_event(EventType::kAccepted, c.symbol_id, t, 0, c.qty, c.qty);
-  const bool canceled = match(bi, ti, market);
-  finish_taker(bi, ti, canceled, may_rest);
+  // A passive add (the most common command) does not reach the opposite best: one compare
+  // here spares it the call into the matching loop.
+  const BookSide& opp = c.side == kBuy ? b.asks : b.bids;
+  const bool crosses =
+      !opp.prices.empty() &&
+      (market || (c.side == kBuy ? c.price >= opp.prices.back() : c.price <= opp.prices.back()));
+  const bool canceled = crosses && match(bi, ti, market);
+  finish_taker(bi, ti, canceled, may_rest, ai);
 }
 
 void Engine::on_cancel(const Command& c) {
@@ -584,7 +590,7 @@ void Engine::on_amend(const Command& c) {
   order_event(EventType::kAmended, symbol_id, o, 0, c.qty, c.qty);
   const bool canceled = match(bi, oi, false);
   // Only GTC/DAY limit orders rest, so an amended order may always rest again.
-  finish_taker(bi, oi, canceled, true);
+  finish_taker(bi, oi, canceled, true, o.account);
 }
 
 void Engine::cancel_orders(std::vector<std::uint32_t>& orders, EventType type,

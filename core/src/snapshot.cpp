@@ -245,7 +245,7 @@ void Engine::restore(const std::uint8_t* data, std::size_t size) {
           o = Order{order_id, account_id, price, leaves, filled, kNil,      kNil,
                     kNil,     kNil,       kNil,  side,   tif,    post_only, stp};
           e.pool_.ts(oi) = ts;
-          e.rest(bi, oi);
+          e.rest(bi, oi, FlatMap::kEmpty);
         }
       }
     }

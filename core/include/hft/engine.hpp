@@ -20,6 +20,8 @@ namespace hft {
 inline constexpr std::uint32_t kNil = 0xFFFFFFFFu;
 /// Largest max_orders: pool indices are 32-bit and kNil is reserved.
 inline constexpr std::uint64_t kMaxOrdersLimit = 0xFFFFFFF0u;
+/// Symbol ids below this are resolved through a flat table instead of a hash probe.
+inline constexpr std::uint32_t kBookIndexLimit = 1u << 16;
 
 /// A resting order (or the taker being matched). Exactly one cache line: everything the
 /// matching loop touches for a maker is loaded by a single miss. The cold timestamp lives in
@@ -120,8 +122,18 @@ struct Level {
 /// insert/remove near the top of the book moves few elements, and best is O(1).
 /// Prices sit in their own array so the binary search scans dense int64s.
 struct BookSide {
+  /// Slots of the direct-mapped level cache (a power of two).
+  static constexpr std::size_t kCacheSize = 1024;
+
+  BookSide() : cache(kCacheSize, kNil) {}
+
   std::vector<std::int64_t> prices;
   std::vector<std::uint32_t> levels;
+  /// Lossy direct-mapped cache price -> level, indexed by price % kCacheSize. An entry, when
+  /// not kNil, is always a live level of this side whose price maps to that slot, so a hit
+  /// needs one compare of the level's price. Live prices cluster within a few hundred ticks
+  /// of the touch, so almost every add finds its level here in O(1) instead of scanning.
+  std::vector<std::uint32_t> cache;
 };
 
 /// Instrument configuration as given to add_instrument (integer ticks and lots).
@@ -246,10 +258,20 @@ class Engine {
   void on_instrument_status(const Command& c);
   void on_expire_day(const Command& c);
 
+  // The hot helpers below are forced inline into the command handlers: each was a call
+  // with a full callee-saved register save/restore on every passive add or cancel, which
+  // cost more instructions than their common paths.
+  [[gnu::always_inline]] inline void dispatch(const Command& c, std::uint32_t cmd_index);
+
   // Matching and book maintenance.
   bool match(std::uint32_t book, std::uint32_t taker, bool market);
-  void finish_taker(std::uint32_t book, std::uint32_t taker, bool canceled, bool may_rest);
-  void rest(std::uint32_t book, std::uint32_t oi);
+  [[gnu::always_inline]] inline void finish_taker(std::uint32_t book, std::uint32_t taker,
+                                                  bool canceled, bool may_rest,
+                                                  std::uint32_t account);
+  /// Out-of-line entry to place() for the snapshot loader.
+  void rest(std::uint32_t book, std::uint32_t oi, std::uint32_t account);
+  [[gnu::always_inline]] inline void place(std::uint32_t book, std::uint32_t oi,
+                                           std::uint32_t account);
   void unlink(std::uint32_t oi);
   [[gnu::always_inline]] inline void drop(std::uint32_t oi);
   std::uint32_t find_or_create_level(std::uint32_t book, std::uint8_t side, std::int64_t price);
@@ -257,9 +279,13 @@ class Engine {
   // Called several times per command from many sites; forcing the inline removes a call
   // and a register spill per event on the hot path.
   [[gnu::always_inline]] inline void touch(std::uint32_t li);
-  void flush_book_changes();
+  [[gnu::always_inline]] inline void flush_book_changes();
   [[nodiscard]] std::int64_t fillable(const Book& b, const Order& t, bool market) const;
-  [[nodiscard]] bool out_of_band(const Book& b, std::int64_t price) const noexcept;
+  [[nodiscard]] bool out_of_band(const Book& b, std::int64_t price) const noexcept {
+    // Most instruments trade without a band: this test is inline, the 128-bit math is not.
+    return b.spec.band_bps > 0 && b.spec.reference_price > 0 && outside_band(b, price);
+  }
+  [[nodiscard]] static bool outside_band(const Book& b, std::int64_t price) noexcept;
   std::uint32_t account_for(std::uint64_t account_id);
   void cancel_orders(std::vector<std::uint32_t>& orders, EventType type, CancelReason reason);
 
@@ -276,6 +302,14 @@ class Engine {
                                                  std::int64_t qty, std::int64_t leaves);
   void reject(EventType type, const Command& c, RejectReason reason);
 
+  /// Index in books_ of a symbol id, FlatMap::kEmpty when unknown.
+  [[nodiscard]] std::uint32_t book_of(std::uint32_t symbol_id) const noexcept {
+    // Symbol ids are small in practice: a flat table answers with one bounds check and one
+    // load on every submit; the hash map covers any id beyond it.
+    if (symbol_id < book_index_.size()) return book_index_[symbol_id];
+    return book_map_.find(symbol_id);
+  }
+
   [[nodiscard]] std::uint32_t symbol_of(const Order& o) const noexcept {
     return books_[levels_[o.level].book].spec.symbol_id;
   }
@@ -283,9 +317,10 @@ class Engine {
   std::uint64_t max_orders_;
   std::int64_t default_max_open_;
   OrderPool pool_;
-  FlatMap order_map_;    // order id -> pool index, live (resting) orders only
-  FlatMap book_map_;     // symbol id -> index in books_
-  FlatMap account_map_;  // account id -> index in accounts_
+  FlatMap order_map_;                      // order id -> pool index, live (resting) orders only
+  FlatMap book_map_;                       // symbol id -> index in books_
+  std::vector<std::uint32_t> book_index_;  // the same for ids < kBookIndexLimit
+  FlatMap account_map_;                    // account id -> index in accounts_
   std::vector<Book> books_;
   std::vector<std::uint32_t> books_by_symbol_;  // indices into books_, ascending symbol id
   std::vector<Account> accounts_;
