@@ -98,7 +98,7 @@ class FillRow(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     trade_id: Mapped[int] = mapped_column(BigInteger)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     symbol: Mapped[str] = mapped_column(String(32))
     side: Mapped[str] = mapped_column(String(4))

@@ -177,3 +177,4 @@ def downgrade() -> None:
     op.drop_index("ix_orders_account_id_id", table_name="orders")
     op.drop_index("ix_orders_account_id_status", table_name="orders")
     op.drop_table("orders")
+    op.drop_table("instruments")
