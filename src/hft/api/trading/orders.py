@@ -289,6 +289,9 @@ async def create_order(
         return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
+        cached = rt.recent.get(order_id, resp.sequence)
+        if cached is not None:
+            return FastJSON(cached, status_code=201)
     return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
 
 

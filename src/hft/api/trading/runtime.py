@@ -18,6 +18,7 @@ from hft.api.trading import metrics
 from hft.api.trading.config import TradingSettings
 from hft.api.trading.entry import OrderEntry
 from hft.api.trading.projection import FeeSchedule, Projection
+from hft.api.trading.recent import RecentOrders
 from hft.api.trading.repo import effective_limits, limit_rows
 from hft.db.models.trading import InstrumentRow
 from hft.db.session import Database, write_transaction
@@ -93,6 +94,7 @@ class TradingRuntime:
         self._engine_state = "unavailable"
         self._limits_cache: dict[int, tuple[float, RiskLimits, bool]] = {}
         self.entry = OrderEntry(self)
+        self.recent = RecentOrders(lambda: self.instruments)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         # set by the market-data relay and the WebSocket hub modules
@@ -216,6 +218,7 @@ class TradingRuntime:
 
         self.hub = Hub(self)
         self.projection.listeners.append(self.hub.on_applied)
+        self.projection.listeners.append(self.recent.on_applied)
 
     async def stop(self) -> None:
         await self.entry.stop()

@@ -132,17 +132,19 @@ class Hub:
         self.publish(channel, {"channel": channel, "type": "ticker", "data": data})
 
     def order_changed(self, order: OrderRow) -> None:
+        key = f"orders:{order.account_id}"
+        if not self.subs.get(key):
+            return
         inst = self.runtime.instruments.get(order.symbol)
-        self.publish(
-            f"orders:{order.account_id}",
-            {"channel": "orders", "type": "order", "data": order_public(order, inst)},
-        )
+        self.publish(key, {"channel": "orders", "type": "order", "data": order_public(order, inst)})
 
     def on_applied(self, batch: AppliedBatch) -> None:
         """Projection listener: push what a committed batch changed."""
         for order in batch.orders.values():
             self.order_changed(order)
         for fill in batch.fills:
+            if not self.subs.get(f"fills:{fill.account_id}"):
+                continue
             self.publish(
                 f"fills:{fill.account_id}",
                 {"channel": "fills", "type": "fill", "data": fill_public(fill)},

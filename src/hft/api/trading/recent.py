@@ -1,0 +1,61 @@
+"""The state of recently changed orders as the projection committed it, so the answer
+to POST /orders needs no database read after the projection caught up.
+
+Filled by the projection's listener with each committed batch; an entry is used only if
+it reflects at least the engine sequence the caller waited for (another backend process
+may have applied the events, in which case the caller reads the database instead).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from hft.api.trading.schemas import fill_public, order_public
+
+if TYPE_CHECKING:
+    from hft.api.trading.projection import AppliedBatch
+    from hft.services.instruments import InstrumentInfo
+
+
+class RecentOrders:
+    def __init__(
+        self, instruments: Callable[[], dict[str, InstrumentInfo]], capacity: int = 20_000
+    ) -> None:
+        self._instruments = instruments
+        self.capacity = capacity
+        # order id -> (last applied sequence, order document, its fills seen so far)
+        self._orders: OrderedDict[int, tuple[int, dict[str, Any], list[dict[str, Any]]]] = (
+            OrderedDict()
+        )
+
+    def on_applied(self, batch: AppliedBatch) -> None:
+        fills: dict[int, list[dict[str, Any]]] = {}
+        filled: dict[int, Decimal] = {}
+        for fill in batch.fills:
+            fills.setdefault(fill.order_id, []).append(
+                fill_public(fill, self._instruments().get(fill.symbol))
+            )
+            filled[fill.order_id] = filled.get(fill.order_id, Decimal(0)) + fill.quantity
+        for order in batch.orders.values():
+            known = self._orders.pop(order.id, None)
+            if known is not None:
+                merged = known[2] + fills.get(order.id, [])
+            elif order.filled_quantity == filled.get(order.id, Decimal(0)):
+                merged = fills.get(order.id, [])
+            else:
+                # It had fills before this cache saw it: only the database has them all.
+                continue
+            doc = order_public(order, self._instruments().get(order.symbol))
+            self._orders[order.id] = (order.last_sequence, doc, merged)
+            if len(self._orders) > self.capacity:
+                self._orders.popitem(last=False)
+
+    def get(self, order_id: int, at_least: int) -> dict[str, Any] | None:
+        """The order with its fills if known as of engine sequence `at_least`."""
+        entry = self._orders.get(order_id)
+        if entry is None or entry[0] < at_least:
+            return None
+        return {**entry[1], "fills": list(entry[2])}
