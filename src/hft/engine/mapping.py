@@ -26,7 +26,18 @@ from hft.engine.types import COMMAND_DTYPE, CommandKind, EventType
 E_TYPE, E_SIDE, E_REASON, E_SYMBOL, E_CMD, E_COUNT, E_OID, E_ACC = range(8)
 E_PRICE, E_QTY, E_LEAVES, E_MOID, E_MACC, E_MLEAVES, E_TRADE, E_BSEQ, E_TS = range(8, 17)
 
-_REJECTS = (EventType.REJECTED, EventType.CANCEL_REJECTED, EventType.AMEND_REJECTED)
+# Plain ints: enum attribute lookups are slow on the per-event paths.
+T_ACCEPTED = int(EventType.ACCEPTED)
+T_REJECTED = int(EventType.REJECTED)
+T_TRADE = int(EventType.TRADE)
+T_CANCELED = int(EventType.CANCELED)
+T_AMENDED = int(EventType.AMENDED)
+T_EXPIRED = int(EventType.EXPIRED)
+T_CANCEL_REJECTED = int(EventType.CANCEL_REJECTED)
+T_AMEND_REJECTED = int(EventType.AMEND_REJECTED)
+T_BOOK_CHANGE = int(EventType.BOOK_CHANGE)
+SUBMIT = int(CommandKind.SUBMIT)
+_REJECTS = (T_REJECTED, T_CANCEL_REJECTED, T_AMEND_REJECTED)
 _U64 = (1 << 64) - 1
 
 SymbolInfo = tuple[str, str, str]  # symbol, tick_size, lot_size
@@ -167,7 +178,7 @@ def exec_event(
         quantity=row[E_QTY],
         leaves_quantity=row[E_LEAVES],
         reject_reason=reason if t in _REJECTS else 0,  # type: ignore[arg-type]
-        cancel_reason=reason if t == EventType.CANCELED else 0,  # type: ignore[arg-type]
+        cancel_reason=reason if t == T_CANCELED else 0,  # type: ignore[arg-type]
         maker_order_id=row[E_MOID],
         maker_account_id=row[E_MACC],
         maker_leaves_quantity=row[E_MLEAVES],
@@ -246,16 +257,16 @@ def order_response(
         t = r[E_TYPE]
         if r[E_OID] != order_id:
             continue
-        if t == EventType.REJECTED:
+        if t == T_REJECTED:
             rejected = True
             reason = r[E_REASON]
-        elif t == EventType.ACCEPTED:
+        elif t == T_ACCEPTED:
             accepted = True
             leaves = r[E_LEAVES]
-        elif t == EventType.TRADE:
+        elif t == T_TRADE:
             filled += r[E_QTY]
             leaves = r[E_LEAVES]
-        elif t == EventType.CANCELED:
+        elif t == T_CANCELED:
             canceled = True
             cancel_reason = r[E_REASON]
             leaves = 0
@@ -292,10 +303,10 @@ def cancel_response(
     reason = 0
     canceled = 0
     for r in rows:
-        if r[E_TYPE] == EventType.CANCELED and r[E_OID] == order_id:
+        if r[E_TYPE] == T_CANCELED and r[E_OID] == order_id:
             accepted = True
             canceled = r[E_QTY]
-        elif r[E_TYPE] == EventType.CANCEL_REJECTED:
+        elif r[E_TYPE] == T_CANCEL_REJECTED:
             reason = r[E_REASON]
     return pb.CancelOrderResponse(
         sequence=seq,
@@ -319,17 +330,17 @@ def amend_response(
     canceled = False
     for r in rows:
         t = r[E_TYPE]
-        if t == EventType.AMEND_REJECTED:
+        if t == T_AMEND_REJECTED:
             reason = r[E_REASON]
         elif r[E_OID] != order_id:
             continue
-        elif t == EventType.AMENDED:
+        elif t == T_AMENDED:
             accepted = True
             leaves = r[E_LEAVES]
-        elif t == EventType.TRADE:
+        elif t == T_TRADE:
             traded = True
             leaves = r[E_LEAVES]
-        elif t == EventType.CANCELED:
+        elif t == T_CANCELED:
             canceled = True
             leaves = 0
     if not accepted:
@@ -355,7 +366,7 @@ def amend_response(
 
 def affected(rows: Sequence[Sequence[int]]) -> int:
     """Orders canceled or expired by a command."""
-    return sum(1 for r in rows if r[E_TYPE] in (EventType.CANCELED, EventType.EXPIRED))
+    return sum(1 for r in rows if r[E_TYPE] in (T_CANCELED, T_EXPIRED))
 
 
 def valid_id(name: str, value: int) -> int:

@@ -24,11 +24,14 @@ from hft.engine.mapping import (
     E_TRADE,
     E_TS,
     E_TYPE,
+    T_BOOK_CHANGE,
+    T_TRADE,
 )
 from hft.engine.pb import engine_pb2 as pb
 from hft.engine.streams import Subscriber
-from hft.engine.types import EventType, Side
+from hft.engine.types import Side
 
+BUY = int(Side.BUY)
 MdItem = tuple[int, np.ndarray[Any, Any]]  # (first sequence of the batch, TRADE/BOOK_CHANGE events)
 
 
@@ -41,8 +44,8 @@ class L2Book:
         self.book_seq = 0
 
     def levels(self, side: int, depth: int) -> list[tuple[int, int, int]]:
-        book = self.bids if side == Side.BUY else self.asks
-        prices = sorted(book, reverse=side == Side.BUY)
+        book = self.bids if side == BUY else self.asks
+        prices = sorted(book, reverse=side == BUY)
         if depth > 0:
             prices = prices[:depth]
         return [(p, *book[p]) for p in prices]
@@ -63,24 +66,38 @@ class MarketData:
 
     def load_level(self, sid: int, side: int, price: int, qty: int, count: int) -> None:
         book = self.books[sid]
-        (book.bids if side == Side.BUY else book.asks)[price] = (qty, count)
+        (book.bids if side == BUY else book.asks)[price] = (qty, count)
 
     def apply(self, first_seq: int, events: np.ndarray[Any, Any]) -> None:
         """Apply a published batch's events (EVENT_DTYPE) and fan them out to subscribers."""
         t = events["type"]
-        mask = (t == EventType.BOOK_CHANGE) | (t == EventType.TRADE)
+        mask = (t == T_BOOK_CHANGE) | (t == T_TRADE)
         if not mask.any():
             return
         md = events[mask]
         for sub, _symbols in self.subscribers:
             sub.push((first_seq, md))
         books = self.books
+        if len(md) <= 64:
+            # Small batches: a plain loop beats numpy's fixed cost per call.
+            for r in md.tolist():
+                book = books.get(r[E_SYMBOL])
+                if book is None:
+                    continue
+                book.book_seq = r[E_BSEQ]
+                if r[E_TYPE] == T_BOOK_CHANGE:
+                    levels = book.bids if r[E_SIDE] == BUY else book.asks
+                    if r[E_QTY] == 0:
+                        levels.pop(r[E_PRICE], None)
+                    else:
+                        levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
+            return
         sids = md["symbol_id"]
         for sid in np.unique(sids).tolist():
             book = books.get(sid)
             if book is not None:
                 book.book_seq = int(md["book_seq"][sids == sid].max())
-        bc = md[md["type"] == EventType.BOOK_CHANGE]
+        bc = md[md["type"] == T_BOOK_CHANGE]
         if len(bc) > 1:
             # Only each level's last change in the batch matters (it carries the final state).
             order = np.lexsort((np.arange(len(bc)), bc["price"], bc["side"], bc["symbol_id"]))
@@ -95,7 +112,7 @@ class MarketData:
             book = books.get(r[E_SYMBOL])
             if book is None:
                 continue
-            levels = book.bids if r[E_SIDE] == Side.BUY else book.asks
+            levels = book.bids if r[E_SIDE] == BUY else book.asks
             if r[E_QTY] == 0:
                 levels.pop(r[E_PRICE], None)
             else:
@@ -114,7 +131,7 @@ class MarketData:
             book_sequence=book.book_seq,
             bids=[
                 pb.PriceLevel(price=p, quantity=q, order_count=c)
-                for p, q, c in book.levels(Side.BUY, depth)
+                for p, q, c in book.levels(BUY, depth)
             ],
             asks=[
                 pb.PriceLevel(price=p, quantity=q, order_count=c)
@@ -135,7 +152,7 @@ class MarketData:
     def to_messages(self, item: MdItem, symbol_ids: frozenset[int]) -> list[pb.MarketDataEvent]:
         """A published batch as market-data messages for one subscriber's symbols."""
         first_seq, md = item
-        rows = md[np.isin(md["symbol_id"], list(symbol_ids))].tolist()
+        rows = [r for r in md.tolist() if r[E_SYMBOL] in symbol_ids]
         out: list[pb.MarketDataEvent] = []
         infos = self.infos
         for r in rows:
@@ -144,7 +161,7 @@ class MarketData:
                 continue
             sym = infos[sid][0]
             seq = first_seq + r[E_CMD]
-            if r[E_TYPE] == EventType.BOOK_CHANGE:
+            if r[E_TYPE] == T_BOOK_CHANGE:
                 out.append(
                     pb.MarketDataEvent(
                         sequence=seq,

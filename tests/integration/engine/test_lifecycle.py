@@ -65,7 +65,10 @@ def test_not_serving_until_recovery_completes(tmp_path: Path) -> None:
                     if h.status == pb.HealthCheckResponse.STATUS_SERVING:
                         break
                     assert h.status == pb.HealthCheckResponse.STATUS_RECOVERING
-                    assert engine.health_status() == health_pb2.HealthCheckResponse.NOT_SERVING
+                    if engine.health_status() == health_pb2.HealthCheckResponse.SERVING:
+                        # Recovery completed between the two probes.
+                        assert c.health().status == pb.HealthCheckResponse.STATUS_SERVING
+                        break
                     try:
                         c.submit_order(order_request(1, 1, "AAPL", 1, 1, 1, 19000, 1))
                     except EngineUnavailable as exc:
@@ -83,8 +86,8 @@ def test_not_serving_until_recovery_completes(tmp_path: Path) -> None:
             assert engine.health_status() == health_pb2.HealthCheckResponse.SERVING
             stats = c.get_stats()
             assert stats.replayed_commands == n
-            assert stats.last_sequence in (n, n + 1)
-            assert stats.live_orders == stats.last_sequence
+            assert stats.last_sequence in (n, n + 1)  # + the probe order if it got through
+            assert stats.live_orders == n
     finally:
         engine.kill()
 
