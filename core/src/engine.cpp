@@ -47,7 +47,8 @@ inline void Engine::order_event(EventType type, std::uint32_t symbol_id, const O
 }
 
 inline void Engine::drop(std::uint32_t oi) {
-  unlink(oi);
+  order_map_.erase(pool_[oi].order_id);
+  detach(oi);
   pool_.free(oi);
 }
 
@@ -65,6 +66,9 @@ Engine::Engine(std::uint64_t max_orders, std::int64_t default_max_open_orders)
   // Reserved once and reused: the buffer is cleared, never shrunk, between batches.
   events_.reserve(1u << 14);
   touched_.reserve(64);
+  // Sized for a typical live book up front (1 MiB at most) so that the first tens of
+  // thousands of resting orders do not pay for repeated rehashing.
+  order_map_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(max_orders, 1u << 15)));
 }
 
 void Engine::add_instrument(const InstrumentSpec& s) {
@@ -138,33 +142,35 @@ inline void Engine::dispatch(const Command& c, std::uint32_t cmd_index) {
   cmd_index_ = cmd_index;
   ts_ = c.ts;
   ++epoch_;
-  switch (static_cast<CommandKind>(c.kind)) {
-    case CommandKind::kSubmit:
-      on_submit(c);
-      break;
-    case CommandKind::kCancel:
-      on_cancel(c);
-      break;
-    case CommandKind::kAmend:
-      on_amend(c);
-      break;
-    case CommandKind::kCancelAll:
-      on_cancel_all(c);
-      break;
-    case CommandKind::kSetKillSwitch:
-      on_kill_switch(c);
-      break;
-    case CommandKind::kSetMaxOpenOrders:
-      on_max_open(c);
-      break;
-    case CommandKind::kSetInstrumentStatus:
-      on_instrument_status(c);
-      break;
-    case CommandKind::kExpireDay:
-      on_expire_day(c);
-      break;
-    default:
-      return;
+  // Submits and cancels are nearly all of the flow: two predictable branches beat the
+  // bounds check and indirect jump of a switch.
+  if (c.kind == static_cast<std::uint8_t>(CommandKind::kSubmit)) [[likely]] {
+    on_submit(c);
+  } else if (c.kind == static_cast<std::uint8_t>(CommandKind::kCancel)) {
+    on_cancel(c);
+  } else {
+    switch (static_cast<CommandKind>(c.kind)) {
+      case CommandKind::kAmend:
+        on_amend(c);
+        break;
+      case CommandKind::kCancelAll:
+        on_cancel_all(c);
+        break;
+      case CommandKind::kSetKillSwitch:
+        on_kill_switch(c);
+        break;
+      case CommandKind::kSetMaxOpenOrders:
+        on_max_open(c);
+        break;
+      case CommandKind::kSetInstrumentStatus:
+        on_instrument_status(c);
+        break;
+      case CommandKind::kExpireDay:
+        on_expire_day(c);
+        break;
+      default:
+        return;
+    }
   }
   if (!touched_.empty()) flush_book_changes();
 }
@@ -205,13 +211,19 @@ inline void Engine::flush_book_changes() {
 // ---------------------------------------------------------------------------------------
 // Book structure
 
-std::uint32_t Engine::find_or_create_level(std::uint32_t book, std::uint8_t side,
-                                           std::int64_t price) {
+inline std::uint32_t Engine::level_for(std::uint32_t book, std::uint8_t side, std::int64_t price) {
   BookSide& s = side == kBuy ? books_[book].bids : books_[book].asks;
-  std::uint32_t& cached = s.cache[static_cast<std::uint64_t>(price) & (BookSide::kCacheSize - 1)];
+  const std::uint32_t cached =
+      s.cache[static_cast<std::uint64_t>(price) & (BookSide::kCacheSize - 1)];
   if (cached != kNil && levels_[cached].price == price) [[likely]] {
     return cached;
   }
+  return find_or_create_level(s, book, side, price);
+}
+
+std::uint32_t Engine::find_or_create_level(BookSide& s, std::uint32_t book, std::uint8_t side,
+                                           std::int64_t price) {
+  std::uint32_t& cached = s.cache[static_cast<std::uint64_t>(price) & (BookSide::kCacheSize - 1)];
   const bool bid = side == kBuy;
   // Bids ascend and asks descend towards the back (the best). Search from the back: new
   // orders cluster near the touch, so the insert position is usually within a few slots.
@@ -285,7 +297,7 @@ void Engine::rest(std::uint32_t book, std::uint32_t oi, std::uint32_t account) {
 
 inline void Engine::place(std::uint32_t book, std::uint32_t oi, std::uint32_t account) {
   Order& o = pool_[oi];
-  const std::uint32_t li = find_or_create_level(book, o.side, o.price);
+  const std::uint32_t li = level_for(book, o.side, o.price);
   Level& lv = levels_[li];
   o.level = li;
   o.next = kNil;
@@ -310,6 +322,11 @@ inline void Engine::place(std::uint32_t book, std::uint32_t oi, std::uint32_t ac
 }
 
 void Engine::unlink(std::uint32_t oi) {
+  order_map_.erase(pool_[oi].order_id);
+  detach(oi);
+}
+
+inline void Engine::detach(std::uint32_t oi) {
   Order& o = pool_[oi];
   Level& lv = levels_[o.level];
   if (o.prev != kNil) {
@@ -325,7 +342,6 @@ void Engine::unlink(std::uint32_t oi) {
   lv.total -= o.leaves;
   if (--lv.count == 0) erase_level(o.level);
   o.level = kNil;
-  order_map_.erase(o.order_id);
   Account& a = accounts_[o.account];
   const std::uint32_t last = a.orders.back();
   a.orders[o.acct_pos] = last;
@@ -455,23 +471,32 @@ inline void Engine::finish_taker(std::uint32_t book, std::uint32_t ti, bool canc
 void Engine::on_submit(const Command& c) {
   const std::uint32_t bi = book_of(c.symbol_id);
   if (bi == FlatMap::kEmpty) return reject(EventType::kRejected, c, RejectReason::kUnknownSymbol);
-  if (c.side != kBuy && c.side != kSell) {
-    return reject(EventType::kRejected, c, RejectReason::kInvalidSide);
-  }
-  if (c.type != kLimit && c.type != kMarket) {
-    return reject(EventType::kRejected, c, RejectReason::kInvalidType);
-  }
-  if (c.tif < kGtc || c.tif > kFok) {
-    return reject(EventType::kRejected, c, RejectReason::kInvalidTimeInForce);
-  }
-  if (c.stp > kStpNone) return reject(EventType::kRejected, c, RejectReason::kInvalidStpMode);
   const bool market = c.type == kMarket;
-  if (c.post_only > 1 || (c.post_only == 1 && (market || c.tif == kIoc || c.tif == kFok))) {
-    return reject(EventType::kRejected, c, RejectReason::kInvalidPostOnly);
+  // Fast path for the usual well-formed order (valid side, type, tif and stp, not
+  // post-only): unsigned range checks, one branch. Anything else takes the ordered checks
+  // that pick the documented reject reason.
+  const bool plain =
+      static_cast<unsigned>(c.side - 1) <= 1u && static_cast<unsigned>(c.type - 1) <= 1u &&
+      static_cast<unsigned>(c.tif - 1) <= 3u && c.stp <= kStpNone && c.post_only == 0;
+  if (!plain) [[unlikely]] {
+    if (c.side != kBuy && c.side != kSell) {
+      return reject(EventType::kRejected, c, RejectReason::kInvalidSide);
+    }
+    if (c.type != kLimit && c.type != kMarket) {
+      return reject(EventType::kRejected, c, RejectReason::kInvalidType);
+    }
+    if (c.tif < kGtc || c.tif > kFok) {
+      return reject(EventType::kRejected, c, RejectReason::kInvalidTimeInForce);
+    }
+    if (c.stp > kStpNone) return reject(EventType::kRejected, c, RejectReason::kInvalidStpMode);
+    if (c.post_only > 1 || (c.post_only == 1 && (market || c.tif == kIoc || c.tif == kFok))) {
+      return reject(EventType::kRejected, c, RejectReason::kInvalidPostOnly);
+    }
   }
   const Book& b = books_[bi];
-  if (c.qty <= 0) return reject(EventType::kRejected, c, RejectReason::kInvalidQuantity);
-  if (c.qty < b.spec.min_qty || c.qty > b.spec.max_qty) {
+  // min_qty >= 1, so one range test also catches qty <= 0; the reason is sorted out after.
+  if (c.qty < b.spec.min_qty || c.qty > b.spec.max_qty) [[unlikely]] {
+    if (c.qty <= 0) return reject(EventType::kRejected, c, RejectReason::kInvalidQuantity);
     return reject(EventType::kRejected, c, RejectReason::kQuantityOutOfRange);
   }
   if (!market) {
@@ -509,16 +534,10 @@ void Engine::on_submit(const Command& c) {
   // live_ < max_orders_ <= pool capacity, so a slot is always available here.
   const std::uint32_t ti = pool_.alloc();
   Order& t = pool_[ti];
-  t.order_id = c.order_id;
-  t.account_id = c.account_id;
-  t.price = market ? 0 : c.price;
-  t.leaves = c.qty;
-  t.filled = 0;
-  t.level = kNil;
-  t.side = c.side;
-  t.tif = c.tif;
-  t.post_only = c.post_only;
-  t.stp = c.stp;
+  // Written as one aggregate so the compiler merges the narrow fields into wide stores;
+  // the links, account and level are set when (if) the order rests.
+  t = Order{c.order_id, c.account_id, market ? 0 : c.price, c.qty, 0, kNil, kNil, kNil, kNil, kNil,
+            c.side,     c.tif,        c.post_only,          c.stp};
   pool_.ts(ti) = c.ts;
   if (c.tif == kFok && fillable(b, t, market) < c.qty) {
     pool_.free(ti);
@@ -536,14 +555,20 @@ void Engine::on_submit(const Command& c) {
 }
 
 void Engine::on_cancel(const Command& c) {
-  const std::uint32_t oi = order_map_.find(c.order_id);
-  if (oi == FlatMap::kEmpty || pool_[oi].account_id != c.account_id) {
+  const std::size_t slot = order_map_.find_slot(c.order_id);
+  if (slot == FlatMap::kNoSlot) [[unlikely]] {
     return reject(EventType::kCancelRejected, c, RejectReason::kUnknownOrder);
   }
+  const std::uint32_t oi = order_map_.value_at(slot);
   const Order& o = pool_[oi];
+  if (o.account_id != c.account_id) [[unlikely]] {
+    return reject(EventType::kCancelRejected, c, RejectReason::kUnknownOrder);
+  }
   touch(o.level);
   order_event(EventType::kCanceled, symbol_of(o), o, code(CancelReason::kUser), o.leaves, 0);
-  drop(oi);
+  order_map_.erase_at(slot);
+  detach(oi);
+  pool_.free(oi);
 }
 
 void Engine::on_amend(const Command& c) {

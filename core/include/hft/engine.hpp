@@ -273,8 +273,13 @@ class Engine {
   [[gnu::always_inline]] inline void place(std::uint32_t book, std::uint32_t oi,
                                            std::uint32_t account);
   void unlink(std::uint32_t oi);
+  /// unlink() without the order-id map: for callers that erase the map entry themselves.
+  [[gnu::always_inline]] inline void detach(std::uint32_t oi);
   [[gnu::always_inline]] inline void drop(std::uint32_t oi);
-  std::uint32_t find_or_create_level(std::uint32_t book, std::uint8_t side, std::int64_t price);
+  [[gnu::always_inline]] inline std::uint32_t level_for(std::uint32_t book, std::uint8_t side,
+                                                        std::int64_t price);
+  std::uint32_t find_or_create_level(BookSide& s, std::uint32_t book, std::uint8_t side,
+                                     std::int64_t price);
   void erase_level(std::uint32_t li);
   // Called several times per command from many sites; forcing the inline removes a call
   // and a register spill per event on the hot path.

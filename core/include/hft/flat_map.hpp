@@ -31,8 +31,11 @@ class FlatMap {
   void prefetch(std::uint64_t key) const noexcept { __builtin_prefetch(&entries_[slot_of(key)]); }
 
   /// Inserts or overwrites.
-  void put(std::uint64_t key, std::uint32_t value) {
-    if ((size_ + 1) * 2 > capacity_) rehash(capacity_ * 2);
+  [[gnu::always_inline]] void put(std::uint64_t key, std::uint32_t value) {
+    // Inline probe on every resting order; the rare growth stays out of line.
+    if ((size_ + 1) * 2 > capacity_) [[unlikely]] {
+      grow();
+    }
     std::size_t i = slot_of(key);
     while (true) {
       Entry& e = entries_[i];
@@ -50,14 +53,38 @@ class FlatMap {
     }
   }
 
-  /// Removes key if present; returns whether it was.
-  bool erase(std::uint64_t key) noexcept {
+  /// Grows the table so that at least n keys fit at <= 50% load.
+  void reserve(std::size_t n) {
+    std::size_t cap = capacity_;
+    while (n * 2 > cap) cap *= 2;
+    if (cap != capacity_) rehash(cap);
+  }
+
+  /// Table position of key, or kNoSlot; valid until the next put or erase.
+  static constexpr std::size_t kNoSlot = ~std::size_t{0};
+  [[nodiscard]] std::size_t find_slot(std::uint64_t key) const noexcept {
     std::size_t i = slot_of(key);
     while (true) {
-      if (entries_[i].value == kEmpty) return false;
-      if (entries_[i].key == key) break;
+      const Entry& e = entries_[i];
+      if (e.value == kEmpty) return kNoSlot;
+      if (e.key == key) return i;
       i = (i + 1) & mask_;
     }
+  }
+  [[nodiscard]] std::uint32_t value_at(std::size_t slot) const noexcept {
+    return entries_[slot].value;
+  }
+
+  /// Removes key if present; returns whether it was.
+  bool erase(std::uint64_t key) noexcept {
+    const std::size_t i = find_slot(key);
+    if (i == kNoSlot) return false;
+    erase_at(i);
+    return true;
+  }
+
+  /// Removes the entry at a position from find_slot (a cancel probes once, not twice).
+  void erase_at(std::size_t i) noexcept {
     // Backward-shift deletion keeps probe chains intact without tombstones, so lookups
     // never degrade after millions of insert/erase cycles.
     std::size_t hole = i;
@@ -75,7 +102,6 @@ class FlatMap {
     }
     entries_[hole].value = kEmpty;
     --size_;
-    return true;
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -107,6 +133,8 @@ class FlatMap {
     // of a full murmur finalizer, and this runs on every submit, cancel and fill.
     return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ULL) >> shift_);
   }
+
+  [[gnu::noinline]] void grow() { rehash(capacity_ * 2); }
 
   void rehash(std::size_t new_capacity) {
     std::unique_ptr<Entry[]> old = std::move(entries_);
