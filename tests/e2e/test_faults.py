@@ -18,6 +18,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
 def test_engine_down_gives_503_and_recovers(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack().start()
+    # The simulation trades through the outage too: it must ride it out, not crash.
+    sim = stack.start_sim("--rate", "20", "--seed", "3", "--symbols", "MSFT")
     t = stack.trader()
     resting = t.placed(symbol="AAPL", side="buy", type="limit", quantity="2", price="185.00")
     stack.engine.kill()
@@ -58,6 +60,19 @@ def test_engine_down_gives_503_and_recovers(make_stack: Callable[..., Stack]) ->
             ]
         )
     )
+    # The simulation is still alive and trading again (new orders after the recovery).
+    after_id = int(again.json()["id"])
+
+    def sim_trading() -> bool:
+        rows = stack.db.query(
+            "SELECT count(*) AS n FROM orders o JOIN accounts a ON a.id = o.account_id "
+            f"JOIN users u ON u.id = a.user_id WHERE u.username LIKE 'sim-%' AND o.id > {after_id}"
+        )
+        return int(rows[0]["n"]) > 0
+
+    eventually(sim_trading, seconds=60)
+    assert sim.running, sim.tail()
+    assert "Traceback" not in sim.tail(10_000)
 
 
 @contextmanager
