@@ -4,6 +4,7 @@
 #include "hft/engine.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 namespace hft {
@@ -76,6 +77,15 @@ void Engine::add_instrument(const InstrumentSpec& s) {
   if (s.symbol.empty()) throw std::invalid_argument("symbol must not be empty");
   if (s.min_qty < 1) throw std::invalid_argument("min_qty must be >= 1");
   if (s.max_qty < s.min_qty) throw std::invalid_argument("max_qty must be >= min_qty");
+  // Every resting order has leaves <= max_qty and at most max_orders rest on one level, so
+  // this bound keeps a level's total (and any sum of leaves) inside int64.
+  const auto qty_limit = static_cast<std::int64_t>(
+      static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / max_orders_);
+  if (s.max_qty > qty_limit) {
+    throw std::invalid_argument("max_qty must be <= " + std::to_string(qty_limit) +
+                                " (INT64_MAX // max_orders) so that a price level's total "
+                                "quantity cannot overflow");
+  }
   if (s.band_bps < 0) throw std::invalid_argument("band_bps must be >= 0");
   if (s.reference_price < 0) throw std::invalid_argument("reference_price must be >= 0");
   if (s.status != kTrading && s.status != kHalted) {

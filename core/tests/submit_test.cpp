@@ -130,16 +130,19 @@ TEST_F(SubmitTest, BandMovesWithLastTradePrice) {
 
 TEST_F(SubmitTest, BandNearInt64LimitsDoesNotOverflow) {
   constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  // With four live orders at most, a level may hold quantities up to INT64_MAX / 4 each.
+  engine_ = Engine(4, 0);
+  constexpr std::int64_t kQty = kMax / 4;
   InstrumentSpec s;
   s.symbol_id = 4;
   s.symbol = "HUGE";
-  s.max_qty = kMax;
+  s.max_qty = kQty;
   s.band_bps = kMax;
   s.reference_price = kMax - 1;
   engine_.add_instrument(s);
-  EXPECT_EQ(submit({.id = 1, .price = 1, .qty = kMax, .symbol = 4})[0].type,
+  EXPECT_EQ(submit({.id = 1, .price = 1, .qty = kQty, .symbol = 4})[0].type,
             ev(EventType::kAccepted));
-  EXPECT_EQ(submit({.id = 2, .side = kSell, .price = kMax, .qty = kMax, .symbol = 4})[0].type,
+  EXPECT_EQ(submit({.id = 2, .side = kSell, .price = kMax, .qty = kQty, .symbol = 4})[0].type,
             ev(EventType::kAccepted));
   s.symbol_id = 5;
   s.symbol = "TIGHT";
@@ -282,6 +285,31 @@ TEST(Instruments, ValidationLeavesEngineUnchanged) {
   EXPECT_EQ(e.state_hash(), before);
   EXPECT_THROW(Engine(0, 0), std::invalid_argument);
   EXPECT_THROW(Engine(10, -1), std::invalid_argument);
+}
+
+TEST(Instruments, MaxQtyTimesMaxOrdersMustFitInt64) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  constexpr std::uint64_t kOrders = 1000;
+  Engine e(kOrders, 0);
+  InstrumentSpec s;
+  s.symbol_id = 1;
+  s.symbol = "A";
+  s.max_qty = kMax / static_cast<std::int64_t>(kOrders) + 1;
+  const auto before = e.state_hash();
+  EXPECT_THROW(e.add_instrument(s), std::invalid_argument);
+  EXPECT_TRUE(e.instruments().empty());
+  EXPECT_EQ(e.state_hash(), before);
+  // The largest allowed max_qty: a full level of max_qty orders sums to exactly <= INT64_MAX.
+  s.max_qty = kMax / static_cast<std::int64_t>(kOrders);
+  e.add_instrument(s);
+  ASSERT_EQ(e.instruments().size(), 1u);
+  EXPECT_EQ(e.instruments()[0].max_qty, s.max_qty);
+  // One order can take max_qty = INT64_MAX only in an engine of a single order.
+  Engine one(1, 0);
+  s.max_qty = kMax;
+  one.add_instrument(s);
+  Engine two(2, 0);
+  EXPECT_THROW(two.add_instrument(s), std::invalid_argument);
 }
 
 }  // namespace
