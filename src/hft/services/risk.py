@@ -158,6 +158,72 @@ def check_order(
     return reserve
 
 
+def check_amend_limits(
+    *,
+    side: str,
+    price_ticks: int,
+    total_lots: int,
+    leaves_delta_lots: int,
+    inst: InstrumentInfo,
+    account: AccountSnapshot,
+    limits: RiskLimits,
+    global_halt: bool,
+    reducing: bool,
+) -> None:
+    """Check an amend: the new total quantity (lots) and notional against the order
+    limits, and the change of open quantity against the position and short limits.
+    A pure reduction (same price, lower quantity) only lowers risk and always passes.
+
+    Raises RiskRejectedError: trading_halted, kill_switch, order_quantity_limit,
+    order_notional_limit, position_limit, insufficient_position.
+    """
+    if reducing:
+        return
+    if global_halt:
+        raise RiskRejectedError("trading_halted", "trading is halted for all accounts")
+    if not account.trading_enabled:
+        raise RiskRejectedError("kill_switch", "the account's kill switch is on")
+    qty = inst.quantity(total_lots)
+    if limits.max_order_quantity is not None and qty > limits.max_order_quantity:
+        raise RiskRejectedError(
+            "order_quantity_limit",
+            f"quantity {qty} exceeds the limit {limits.max_order_quantity}",
+            "quantity",
+        )
+    notional = inst.price(price_ticks) * qty
+    if limits.max_order_notional is not None and notional > limits.max_order_notional:
+        raise RiskRejectedError(
+            "order_notional_limit",
+            f"notional {notional} exceeds the limit {limits.max_order_notional}",
+            "quantity",
+        )
+    if leaves_delta_lots <= 0:
+        return
+    delta = inst.quantity(leaves_delta_lots)
+    if side == "buy":
+        worst = account.position + account.open_buy + delta
+        if limits.max_position is not None and worst > limits.max_position:
+            raise RiskRejectedError(
+                "position_limit",
+                f"a position of {worst} would exceed the limit {limits.max_position}",
+                "quantity",
+            )
+    else:
+        worst = account.position - account.open_sell - delta
+        if worst < -limits.short_limit:
+            raise RiskRejectedError(
+                "insufficient_position",
+                f"selling {delta} more exceeds the position and short limit {limits.short_limit}",
+                "quantity",
+            )
+        if limits.max_position is not None and -worst > limits.max_position:
+            raise RiskRejectedError(
+                "position_limit",
+                f"a position of {worst} would exceed the limit {limits.max_position}",
+                "quantity",
+            )
+
+
 def check_amend_reserve(extra: Decimal, account: AccountSnapshot) -> None:
     """Refuse an amend that needs ``extra`` more cash than the account has free.
 

@@ -34,9 +34,15 @@ async def test_limits_defaults_and_per_user(make_user):
     )
     assert r.status_code == 200, r.text
     assert r.json()["effective"]["max_order_quantity"] == "100"
-    await place(bob, side="buy", quantity="51", price="182.00")
+    big = await place(bob, side="buy", quantity="51", price="182.00")
     r = await place(bob, side="buy", quantity="10", price="182.00", expect=403)
     assert r["error"]["code"] == "position_limit"
+    # amends are held to the same limits: 51 open + 10 more > 60
+    r = await bob.patch(f"/api/v1/orders/{big['id']}", json={"quantity": "61"})
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "position_limit")
+    r = await bob.patch(f"/api/v1/orders/{big['id']}", json={"quantity": "60"})
+    assert r.status_code == 200, r.text
+    assert r.json()["quantity"] == "60"
     r = await bob.get("/api/v1/risk/limits")
     assert r.json()["account"]["max_position"] == "60"
     # bad input

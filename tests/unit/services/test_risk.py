@@ -94,3 +94,38 @@ def test_collar_price_rounds_conservatively_and_stays_in_band():
     assert collar_price("sell", 19001, AAPL, D(5)) == 18051
     assert collar_price("buy", 20800, AAPL, D(5)) == 20900  # band top: 190 + 10%
     assert collar_price("sell", 1, InstrumentInfo(2, "X", D("0.01"), D(1), 1, 10, 0, 0), D(50)) == 1
+
+
+def test_amend_limits():
+    from hft.services.risk import check_amend_limits
+
+    def amend(**kw):
+        args = dict(
+            side="buy",
+            price_ticks=19000,
+            total_lots=10,
+            leaves_delta_lots=5,
+            inst=AAPL,
+            account=snap(position="0", buy="5"),
+            limits=RiskLimits(short_limit=D(10), max_position=D(12), max_order_quantity=D(20)),
+            global_halt=False,
+            reducing=False,
+        )
+        args.update(kw)
+        check_amend_limits(**args)
+
+    amend(leaves_delta_lots=7)  # 0 + 5 open + 7 = 12
+    with pytest.raises(RiskRejectedError) as exc:
+        amend(leaves_delta_lots=8)
+    assert exc.value.code == "position_limit"
+    with pytest.raises(RiskRejectedError) as exc:
+        amend(total_lots=21, leaves_delta_lots=1)
+    assert exc.value.code == "order_quantity_limit"
+    with pytest.raises(RiskRejectedError) as exc:
+        amend(side="sell", leaves_delta_lots=11, account=snap())
+    assert exc.value.code == "insufficient_position"
+    with pytest.raises(RiskRejectedError) as exc:
+        amend(global_halt=True)
+    assert exc.value.code == "trading_halted"
+    # a reduction always passes, even halted or over limits
+    amend(global_halt=True, total_lots=99, leaves_delta_lots=-3, reducing=True)

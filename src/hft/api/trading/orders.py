@@ -36,8 +36,10 @@ from hft.api.trading.projection import reject_reason
 from hft.api.trading.repo import (
     account_of_user,
     fills_of,
+    open_exposure,
     order_by_client_id,
     own_order,
+    position_quantity,
 )
 from hft.api.trading.runtime import TradingRuntime
 from hft.api.trading.schemas import (
@@ -58,6 +60,7 @@ from hft.services.errors import ServiceError
 from hft.services.orders import OPEN_STATUSES, OrderSpec, validate_amend, validate_order
 from hft.services.risk import (
     AccountSnapshot,
+    check_amend_limits,
     check_amend_reserve,
     collar_price,
     reservation,
@@ -528,6 +531,31 @@ async def amend_order(
         fresh = await session.get(OrderRow, oid, with_for_update=True, populate_existing=True)
         if account is None or fresh is None or fresh.status not in ("new", "partially_filled"):
             raise _not_open(order)
+        _n_open, open_buy, open_sell = await open_exposure(session, account_id, fresh.symbol)
+        limits, halted = await rt.limits_for(session, account_id)
+        try:
+            check_amend_limits(
+                side=fresh.side,
+                price_ticks=spec.price_ticks,
+                total_lots=spec.quantity_lots,
+                leaves_delta_lots=spec.leaves_lots - fresh.leaves_lots,
+                inst=inst,
+                account=AccountSnapshot(
+                    account.cash,
+                    account.reserved_cash,
+                    account.trading_enabled,
+                    await position_quantity(session, account_id, fresh.symbol),
+                    inst.quantity(open_buy),
+                    inst.quantity(open_sell),
+                    0,
+                ),
+                limits=limits,
+                global_halt=halted,
+                reducing=spec.price_ticks == fresh.price_ticks
+                and spec.quantity_lots <= fresh.quantity_lots,
+            )
+        except ServiceError as exc:
+            raise api_error(exc) from None
         needed = reservation(
             fresh.side,
             spec.price_ticks,
