@@ -31,18 +31,12 @@ log = logging.getLogger("hft.api.trading")
 
 T = TypeVar("T")
 
-_runtime: TradingRuntime | None = None
+# Runtimes of the apps running in this process, newest last (one outside of tests).
+_runtimes: list[TradingRuntime] = []
 
 
 def current_runtime() -> TradingRuntime | None:
-    return _runtime
-
-
-def require_runtime() -> TradingRuntime:
-    """The running trading layer; RuntimeError outside the app's lifespan."""
-    if _runtime is None:
-        raise RuntimeError("the trading layer is not running")
-    return _runtime
+    return _runtimes[-1] if _runtimes else None
 
 
 def info_from_pb(inst: pb.Instrument) -> InstrumentInfo:
@@ -236,17 +230,21 @@ class TradingRuntime:
 
 async def start_runtime(app: Any) -> TradingRuntime:
     """Build and start the runtime from ``app.state.settings`` and ``app.state.db``."""
-    global _runtime
     settings = app.state.settings
     runtime = TradingRuntime(app.state.db, settings.engine_address, settings.trading)
-    _runtime = runtime
+    _runtimes.append(runtime)
     app.state.trading = runtime
-    await runtime.start()
+    try:
+        await runtime.start()
+    except BaseException:
+        await stop_runtime(runtime)
+        raise
     return runtime
 
 
 async def stop_runtime(runtime: TradingRuntime) -> None:
-    global _runtime
-    await runtime.stop()
-    if _runtime is runtime:
-        _runtime = None
+    try:
+        await runtime.stop()
+    finally:
+        if runtime in _runtimes:
+            _runtimes.remove(runtime)
