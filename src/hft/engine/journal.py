@@ -345,7 +345,9 @@ class SegmentLog:
             if first > seq:
                 path.unlink()
                 continue
-            recs, _end = scan_segment(path, i == len(segs) - 1, first)
+            recs, _end = scan_segment(
+                path, i == len(segs) - 1, first, allow_gaps=self.gaps == "any"
+            )
             cut = 0
             next_seq = first
             for r in recs:
