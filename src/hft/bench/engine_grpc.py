@@ -5,8 +5,11 @@ Measured, never asserted:
 * ``unary``: SubmitOrder round trip (client send to response parsed) at 1 and 16
   requests in flight, with throughput; beside it a bare grpc.aio echo server (same
   event loop, same payload size, also a separate process) measured in the same run.
-* ``batch``: SubmitOrders throughput (orders/s) with journaling fsync per group commit
-  (`--fsync every`, the default) and with fsync off (`none`); StreamOrders likewise.
+* ``batch``: SubmitOrders, SubmitOrderColumns and StreamOrders throughput (orders/s)
+  with journaling fsync per group commit (`--fsync every`, the default) and with fsync
+  off (`none`), the engine process's CPU time per order (user + system, all threads),
+  and per-batch round trips; beside them bare grpc.aio echo servers (a bidi stream of
+  single orders, and unary calls carrying the columnar batch) measured in the same run.
 * ``processing``: the engine's own receipt-to-events-ready latency (GetStats) at load.
 * ``recovery``: time to recover a journal of N commands (no snapshot).
 * ``memory``: engine RSS idle and with N resting orders.
@@ -32,6 +35,7 @@ import grpc
 import grpc.aio
 import numpy as np
 
+from hft.engine import columns
 from hft.engine.client import EngineClient, order_request, pb
 from hft.engine.config import load_config
 from hft.engine.journal import KIND_COMMANDS, KIND_INSTRUMENTS, SegmentLog
@@ -238,20 +242,58 @@ def _bench_unary(tmp: Path, core: str, ops: int) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- batches
 
 
-async def _batches(address: str, batches: list[bytes], inflight: int, method: str) -> float:
+async def _batches(
+    address: str, batches: list[bytes], inflight: int, method: str
+) -> tuple[float, LatencyHistogram]:
+    """Send every batch with `inflight` concurrent callers; returns (seconds, round trips)."""
+    hist = LatencyHistogram()
     async with grpc.aio.insecure_channel(
-        address, options=[("grpc.max_receive_message_length", 256 << 20)]
+        address,
+        options=[
+            ("grpc.max_receive_message_length", 256 << 20),
+            ("grpc.max_send_message_length", 256 << 20),
+        ],
     ) as ch:
         call = ch.unary_unary(method)
+        await ch.channel_ready()
         it = iter(batches)
 
         async def worker() -> None:
             for b in it:
+                t = time.perf_counter_ns()
                 await call(b, timeout=120)
+                hist.record(time.perf_counter_ns() - t)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(inflight)))
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, hist
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def _order_columns(orders: list[pb.OrderRequest]) -> bytes:
+    """The OrderColumns encoding of the same orders (built once, outside the timing)."""
+    data, _symbols, _index, _ids = columns.request_from(
+        {
+            "symbol": [o.symbol for o in orders],
+            "order_id": np.array([o.order_id for o in orders], dtype=np.uint64),
+            "account_id": np.array([o.account_id for o in orders], dtype=np.uint64),
+            "side": np.array([o.side for o in orders], dtype=np.int32),
+            "type": np.array([o.type for o in orders], dtype=np.int32),
+            "time_in_force": np.array([o.time_in_force for o in orders], dtype=np.int32),
+            "price": np.array([o.price for o in orders], dtype=np.int64),
+            "quantity": np.array([o.quantity for o in orders], dtype=np.int64),
+            "post_only": np.array([o.post_only for o in orders], dtype=bool),
+            "stp_mode": np.array([o.stp_mode for o in orders], dtype=np.int32),
+        }
+    )
+    return data
 
 
 async def _stream(
@@ -267,78 +309,137 @@ async def _stream(
         return time.perf_counter() - t0
 
 
+def _batch_row(
+    measure: str,
+    orders: int,
+    secs: float,
+    cpu: float,
+    st: pb.GetStatsResponse,
+    rtt: LatencyHistogram | None = None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "measure": measure,
+        "orders_per_s": round(orders / secs),
+        "engine_cpu_us_per_order": round(cpu / orders * 1e6, 2),
+    }
+    if rtt is not None:
+        row["batch_rtt_p50_us"] = round(rtt.percentile(50) / 1000, 1)
+        row["batch_rtt_p99_us"] = round(rtt.percentile(99) / 1000, 1)
+    row.update(
+        {
+            "p50_us": round(st.processing.p50_us, 1),
+            "p99_us": round(st.processing.p99_us, 1),
+            "p999_us": round(st.processing.p999_us, 1),
+            "max_us": round(st.processing.max_us, 1),
+            "journal_p99_us": round(st.journal.p99_us, 1),
+            "group_commits": st.journal_batches,
+            "trades": st.trades,
+        }
+    )
+    return row
+
+
+def _run_engine(
+    tmp: Path, name: str, core: str, fsync: str, work: Any
+) -> tuple[float, float, pb.GetStatsResponse, Any]:
+    """Start an engine, run `work(address)`; returns (seconds, engine CPU seconds during
+    the work, its stats after it, what work returned besides the seconds)."""
+    engine = EngineProcess(tmp / name, core=core, fsync=fsync)
+    engine.start()
+    try:
+        assert engine.proc is not None
+        pid = engine.proc.pid
+        cpu0 = _cpu_seconds(pid)
+        out = work(engine.address)
+        cpu = _cpu_seconds(pid) - cpu0
+        st = asyncio.run(_stats(engine.address))
+    finally:
+        engine.kill()
+    secs, extra = out if isinstance(out, tuple) else (out, None)
+    return secs, cpu, st, extra
+
+
 def _bench_batches(tmp: Path, core: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(7)
     size = args.batch_size
+    inflight = args.batch_inflight
     nb = max(1, args.batch_orders // size)
-    orders = [_mixed_order(i, rng) for i in range(nb * size)]
-    batches = [
-        pb.OrderBatch(orders=orders[k * size : (k + 1) * size]).SerializeToString()
-        for k in range(nb)
-    ]
+    total = nb * size
+    orders = [_mixed_order(i, rng) for i in range(total)]
+    chunks = [orders[k * size : (k + 1) * size] for k in range(nb)]
+    batches = [pb.OrderBatch(orders=c).SerializeToString() for c in chunks]
+    col_batches = [_order_columns(c) for c in chunks]
     stream_n = min(len(orders), 100_000)
     stream_orders = [o.SerializeToString() for o in orders[:stream_n]]
     echo_proc, echo_addr = _start_echo(tmp)
     try:
         secs = asyncio.run(_stream(echo_addr, stream_orders, "/bench.Echo/EchoStream"))
+        rows.append(
+            {
+                "measure": "bare grpc.aio bidi echo stream (baseline)",
+                "orders_per_s": round(stream_n / secs),
+            }
+        )
+        cpu0 = _cpu_seconds(echo_proc.pid)
+        secs, rtt = asyncio.run(_batches(echo_addr, col_batches, inflight, _ECHO_METHOD))
+        cpu = _cpu_seconds(echo_proc.pid) - cpu0
+        rows.append(
+            {
+                "measure": f"bare grpc.aio unary echo of the OrderColumns batches "
+                f"({size} per batch, {inflight} in flight; baseline)",
+                "orders_per_s": round(total / secs),
+                "engine_cpu_us_per_order": round(cpu / total * 1e6, 2),
+                "batch_rtt_p50_us": round(rtt.percentile(50) / 1000, 1),
+                "batch_rtt_p99_us": round(rtt.percentile(99) / 1000, 1),
+            }
+        )
     finally:
         echo_proc.kill()
         echo_proc.wait()
-    rows.append(
-        {
-            "measure": "bare grpc.aio bidi echo stream (baseline)",
-            "orders_per_s": round(stream_n / secs),
-        }
-    )
     for fsync in ("every", "none"):
-        engine = EngineProcess(tmp / f"batch-{fsync}", core=core, fsync=fsync)
-        engine.start()
-        try:
-            secs = asyncio.run(
-                _batches(
-                    engine.address,
-                    batches,
-                    args.batch_inflight,
-                    "/trading.pb.TradingEngine/SubmitOrders",
-                )
+        secs, cpu, st, rtt = _run_engine(
+            tmp,
+            f"columns-{fsync}",
+            core,
+            fsync,
+            lambda a: asyncio.run(
+                _batches(a, col_batches, inflight, "/trading.pb.TradingEngine/SubmitOrderColumns")
+            ),
+        )
+        rows.append(
+            _batch_row(
+                f"SubmitOrderColumns, {size} per batch, {inflight} in flight, fsync={fsync}",
+                total,
+                secs,
+                cpu,
+                st,
+                rtt,
             )
-            st = asyncio.run(_stats(engine.address))
-            rows.append(
-                {
-                    "measure": f"SubmitOrders, {size} per batch, "
-                    f"{args.batch_inflight} in flight, fsync={fsync}",
-                    "orders_per_s": round(nb * size / secs),
-                    "p50_us": round(st.processing.p50_us, 1),
-                    "p99_us": round(st.processing.p99_us, 1),
-                    "p999_us": round(st.processing.p999_us, 1),
-                    "max_us": round(st.processing.max_us, 1),
-                    "journal_p99_us": round(st.journal.p99_us, 1),
-                    "group_commits": st.journal_batches,
-                    "trades": st.trades,
-                }
+        )
+        secs, cpu, st, rtt = _run_engine(
+            tmp,
+            f"batch-{fsync}",
+            core,
+            fsync,
+            lambda a: asyncio.run(
+                _batches(a, batches, inflight, "/trading.pb.TradingEngine/SubmitOrders")
+            ),
+        )
+        rows.append(
+            _batch_row(
+                f"SubmitOrders, {size} per batch, {inflight} in flight, fsync={fsync}",
+                total,
+                secs,
+                cpu,
+                st,
+                rtt,
             )
-        finally:
-            engine.kill()
-        engine = EngineProcess(tmp / f"stream-{fsync}", core=core, fsync=fsync)
-        engine.start()
-        try:
-            secs = asyncio.run(_stream(engine.address, stream_orders))
-            st = asyncio.run(_stats(engine.address))
-            rows.append(
-                {
-                    "measure": f"StreamOrders, one stream, fsync={fsync}",
-                    "orders_per_s": round(stream_n / secs),
-                    "p50_us": round(st.processing.p50_us, 1),
-                    "p99_us": round(st.processing.p99_us, 1),
-                    "p999_us": round(st.processing.p999_us, 1),
-                    "max_us": round(st.processing.max_us, 1),
-                    "journal_p99_us": round(st.journal.p99_us, 1),
-                    "group_commits": st.journal_batches,
-                }
-            )
-        finally:
-            engine.kill()
+        )
+        secs, cpu, st, _ = _run_engine(
+            tmp, f"stream-{fsync}", core, fsync, lambda a: asyncio.run(_stream(a, stream_orders))
+        )
+        rows.append(_batch_row(f"StreamOrders, one stream, fsync={fsync}", stream_n, secs, cpu, st))
     return rows
 
 

@@ -625,6 +625,180 @@ class OrderBatchResponse(_message.Message):
 Global___OrderBatchResponse: _TypeAlias = OrderBatchResponse  # noqa: Y015
 
 @_typing.final
+class OrderColumns(_message.Message):
+    """Columnar batch order entry (SubmitOrderColumns): the orders of OrderBatch as one
+    packed array per field, order i being position i of every per-order column. Same
+    meaning and validation as OrderRequest; n = the length of order_id, and every other
+    per-order column must have n entries, except post_only and stp_mode, which may be
+    empty (all false / all STP_MODE_CANCEL_MAKER). Fixed-width columns decode without
+    parsing; the small enum columns take one byte per order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOLS_FIELD_NUMBER: _builtins.int
+    SYMBOL_INDEX_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    TIME_IN_FORCE_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    POST_ONLY_FIELD_NUMBER: _builtins.int
+    STP_MODE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """symbol table; orders name a symbol by index"""
+
+    @_builtins.property
+    def symbol_index(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """per order: index into symbols"""
+
+    @_builtins.property
+    def order_id(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def account_id(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def side(self) -> _containers.RepeatedScalarFieldContainer[Global___Side.ValueType]: ...
+    @_builtins.property
+    def type(self) -> _containers.RepeatedScalarFieldContainer[Global___OrderType.ValueType]: ...
+    @_builtins.property
+    def time_in_force(self) -> _containers.RepeatedScalarFieldContainer[Global___TimeInForce.ValueType]: ...
+    @_builtins.property
+    def price(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """ticks; 0 for market orders"""
+
+    @_builtins.property
+    def quantity(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """lots"""
+
+    @_builtins.property
+    def post_only(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """empty = all false"""
+
+    @_builtins.property
+    def stp_mode(self) -> _containers.RepeatedScalarFieldContainer[Global___StpMode.ValueType]:
+        """empty = all STP_MODE_CANCEL_MAKER"""
+
+    def __init__(
+        self,
+        *,
+        symbols: _abc.Iterable[_builtins.str] | None = ...,
+        symbol_index: _abc.Iterable[_builtins.int] | None = ...,
+        order_id: _abc.Iterable[_builtins.int] | None = ...,
+        account_id: _abc.Iterable[_builtins.int] | None = ...,
+        side: _abc.Iterable[Global___Side.ValueType] | None = ...,
+        type: _abc.Iterable[Global___OrderType.ValueType] | None = ...,
+        time_in_force: _abc.Iterable[Global___TimeInForce.ValueType] | None = ...,
+        price: _abc.Iterable[_builtins.int] | None = ...,
+        quantity: _abc.Iterable[_builtins.int] | None = ...,
+        post_only: _abc.Iterable[_builtins.bool] | None = ...,
+        stp_mode: _abc.Iterable[Global___StpMode.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "order_id", b"order_id", "post_only", b"post_only", "price", b"price", "quantity", b"quantity", "side", b"side", "stp_mode", b"stp_mode", "symbol_index", b"symbol_index", "symbols", b"symbols", "time_in_force", b"time_in_force", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderColumns: _TypeAlias = OrderColumns  # noqa: Y015
+
+@_typing.final
+class OrderColumnsResponse(_message.Message):
+    """The answer to OrderColumns, column-wise: position i answers order i. The orders got
+    consecutive sequences: order i is first_sequence + i. The per-order columns mean what
+    the fields of OrderResponse with the same names mean.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_NS_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REJECT_REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FILLED_QUANTITY_FIELD_NUMBER: _builtins.int
+    LEAVES_QUANTITY_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    EVENT_RECORD_SIZE_FIELD_NUMBER: _builtins.int
+    TICK_SIZES_FIELD_NUMBER: _builtins.int
+    LOT_SIZES_FIELD_NUMBER: _builtins.int
+    first_sequence: _builtins.int
+    timestamp_ns: _builtins.int
+    events: _builtins.bytes
+    """The orders' execution events (what OrderResponse.events holds), in sequence order,
+    as fixed-size little-endian records of event_record_size (104) bytes:
+      off size field
+       0   u8   type (EventType)
+       1   u8   side (Side; TRADE: the taker's side)
+       2   u16  reason (RejectReason for the *_REJECTED types, CancelReason for CANCELED, else 0)
+       4   u32  symbol_id (Instrument.symbol_id; 0 for an unknown symbol)
+       8   u32  order index: position of the order in the request (sequence = first_sequence + it)
+      12   u32  reserved (0)
+      16   u64  order_id
+      24   u64  account_id
+      32   i64  price (ticks)
+      40   i64  quantity (lots)
+      48   i64  leaves_quantity (lots)
+      56   u64  maker_order_id
+      64   u64  maker_account_id
+      72   i64  maker_leaves_quantity (lots)
+      80   u64  trade_id
+      88   u64  book_sequence
+      96   i64  timestamp_ns
+    An event's index and last_in_sequence follow from its position among the records
+    of the same order.
+    """
+    event_record_size: _builtins.int
+    @_builtins.property
+    def accepted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]: ...
+    @_builtins.property
+    def reject_reason(self) -> _containers.RepeatedScalarFieldContainer[Global___RejectReason.ValueType]: ...
+    @_builtins.property
+    def status(self) -> _containers.RepeatedScalarFieldContainer[Global___OrderStatus.ValueType]: ...
+    @_builtins.property
+    def filled_quantity(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """lots filled by this order's command"""
+
+    @_builtins.property
+    def leaves_quantity(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """lots left resting"""
+
+    @_builtins.property
+    def cancel_reason(self) -> _containers.RepeatedScalarFieldContainer[Global___CancelReason.ValueType]: ...
+    @_builtins.property
+    def tick_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """per entry of the request's symbols ("" if unknown)"""
+
+    @_builtins.property
+    def lot_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        first_sequence: _builtins.int = ...,
+        timestamp_ns: _builtins.int = ...,
+        accepted: _abc.Iterable[_builtins.bool] | None = ...,
+        reject_reason: _abc.Iterable[Global___RejectReason.ValueType] | None = ...,
+        status: _abc.Iterable[Global___OrderStatus.ValueType] | None = ...,
+        filled_quantity: _abc.Iterable[_builtins.int] | None = ...,
+        leaves_quantity: _abc.Iterable[_builtins.int] | None = ...,
+        cancel_reason: _abc.Iterable[Global___CancelReason.ValueType] | None = ...,
+        events: _builtins.bytes = ...,
+        event_record_size: _builtins.int = ...,
+        tick_sizes: _abc.Iterable[_builtins.str] | None = ...,
+        lot_sizes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "cancel_reason", b"cancel_reason", "event_record_size", b"event_record_size", "events", b"events", "filled_quantity", b"filled_quantity", "first_sequence", b"first_sequence", "leaves_quantity", b"leaves_quantity", "lot_sizes", b"lot_sizes", "reject_reason", b"reject_reason", "status", b"status", "tick_sizes", b"tick_sizes", "timestamp_ns", b"timestamp_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderColumnsResponse: _TypeAlias = OrderColumnsResponse  # noqa: Y015
+
+@_typing.final
 class CancelOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -124,6 +124,11 @@ class TradingEngineStub:
                 request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.ExpireDayRequest.SerializeToString,
                 response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
                 _registered_method=True)
+        self.SubmitOrderColumns = channel.unary_unary(
+                '/trading.pb.TradingEngine/SubmitOrderColumns',
+                request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumns.SerializeToString,
+                response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumnsResponse.FromString,
+                _registered_method=True)
 
 
 class TradingEngineServicer:
@@ -237,6 +242,12 @@ class TradingEngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitOrderColumns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingEngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -329,6 +340,11 @@ def add_TradingEngineServicer_to_server(servicer, server):
                     servicer.ExpireDay,
                     request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.ExpireDayRequest.FromString,
                     response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.SerializeToString,
+            ),
+            'SubmitOrderColumns': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOrderColumns,
+                    request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumns.FromString,
+                    response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumnsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -817,6 +833,33 @@ class TradingEngine:
             '/trading.pb.TradingEngine/ExpireDay',
             hft_dot_engine_dot_pb_dot_engine__pb2.ExpireDayRequest.SerializeToString,
             hft_dot_engine_dot_pb_dot_engine__pb2.CommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrderColumns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trading.pb.TradingEngine/SubmitOrderColumns',
+            hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumns.SerializeToString,
+            hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumnsResponse.FromString,
             options,
             channel_credentials,
             insecure,

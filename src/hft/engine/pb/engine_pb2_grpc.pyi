@@ -54,6 +54,7 @@ class TradingEngineStub:
     SetInstrumentStatus: _grpc.UnaryUnaryMultiCallable[_engine_pb2.SetInstrumentStatusRequest, _engine_pb2.CommandResponse]
     SetMaxOpenOrders: _grpc.UnaryUnaryMultiCallable[_engine_pb2.SetMaxOpenOrdersRequest, _engine_pb2.CommandResponse]
     ExpireDay: _grpc.UnaryUnaryMultiCallable[_engine_pb2.ExpireDayRequest, _engine_pb2.CommandResponse]
+    SubmitOrderColumns: _grpc.UnaryUnaryMultiCallable[_engine_pb2.OrderColumns, _engine_pb2.OrderColumnsResponse]
 
 @_typing.type_check_only
 class TradingEngineAsyncStub(TradingEngineStub):
@@ -76,6 +77,7 @@ class TradingEngineAsyncStub(TradingEngineStub):
     SetInstrumentStatus: _aio.UnaryUnaryMultiCallable[_engine_pb2.SetInstrumentStatusRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
     SetMaxOpenOrders: _aio.UnaryUnaryMultiCallable[_engine_pb2.SetMaxOpenOrdersRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
     ExpireDay: _aio.UnaryUnaryMultiCallable[_engine_pb2.ExpireDayRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
+    SubmitOrderColumns: _aio.UnaryUnaryMultiCallable[_engine_pb2.OrderColumns, _engine_pb2.OrderColumnsResponse]  # type: ignore[assignment]
 
 class TradingEngineServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -203,5 +205,12 @@ class TradingEngineServicer(metaclass=_abc_1.ABCMeta):
         request: _engine_pb2.ExpireDayRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engine_pb2.CommandResponse, _abc.Awaitable[_engine_pb2.CommandResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitOrderColumns(
+        self,
+        request: _engine_pb2.OrderColumns,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_pb2.OrderColumnsResponse, _abc.Awaitable[_engine_pb2.OrderColumnsResponse]]: ...
 
 def add_TradingEngineServicer_to_server(servicer: TradingEngineServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
