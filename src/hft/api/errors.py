@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("hft.api")
@@ -175,6 +176,36 @@ _HTTP_CODES = {
 }
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) means the database cannot be reached or is locked.
+
+    Connection refusals, dropped or invalidated connections, pool time-outs and SQLite's
+    "database is locked" all count; programming errors (bad SQL, constraint violations)
+    do not.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and (
+            current.connection_invalidated
+            or isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError)
+        ):
+            return True
+        if isinstance(current, sa_exc.TimeoutError | ConnectionError):
+            return True
+        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in {
+            "ConnectionDoesNotExistError",
+            "CannotConnectNowError",
+            "ConnectionFailureError",
+            "AdminShutdownError",
+            "TooManyConnectionsError",
+        }:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render ApiError, validation errors and HTTP exceptions as the error envelope.
 
@@ -207,6 +238,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "InputError",
+    "database_unavailable",
     "error_json",
     "error_response",
     "error_responses",

@@ -14,7 +14,7 @@ import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hft.api.errors import error_json
+from hft.api.errors import database_unavailable, error_json
 from hft.api.logs import request_id_var
 from hft.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from hft.api.ratelimit import RateLimiter, too_many_requests
@@ -182,7 +182,27 @@ class RequestContextMiddleware:
             if started or exc.status_code != 413:
                 raise
             await _send_json(send_wrapper, 413, error_json("body_too_large", exc.detail), [])
-        except Exception:
+        except Exception as exc:
+            if database_unavailable(exc):
+                # An outage is not a bug: answer 503 so clients retry, and keep the log short.
+                log.warning(
+                    "database unavailable in %s %s: %s",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    extra={"request_id": rid},
+                )
+                if not started:
+                    await _send_json(
+                        send_wrapper,
+                        503,
+                        error_json(
+                            "database_unavailable",
+                            f"the database is unavailable; retry shortly (request id {rid})",
+                        ),
+                        [(b"retry-after", b"1")],
+                    )
+                return
             log.exception("unhandled error in %s %s", method, path, extra={"request_id": rid})
             if not started:
                 await _send_json(
