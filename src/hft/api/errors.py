@@ -176,6 +176,13 @@ _HTTP_CODES = {
 }
 
 
+# PostgreSQL SQLSTATEs that mean "not reachable now" rather than "bad request":
+# connection exceptions (08), insufficient resources (53), operator intervention such as
+# an admin shutdown (57), a database that is gone (3D000) or not accepting connections (55000).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+_OUTAGE_SQLSTATES = frozenset({"3D000", "55000"})
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it) means the database cannot be reached or is locked.
 
@@ -194,12 +201,14 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, sa_exc.TimeoutError | ConnectionError):
             return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith(_OUTAGE_SQLSTATE_CLASSES) or sqlstate in _OUTAGE_SQLSTATES
+        ):
+            return True
         if type(current).__module__.startswith("asyncpg") and type(current).__name__ in {
             "ConnectionDoesNotExistError",
-            "CannotConnectNowError",
-            "ConnectionFailureError",
-            "AdminShutdownError",
-            "TooManyConnectionsError",
+            "InternalClientError",
         }:
             return True
         current = current.__cause__ or current.__context__
