@@ -4,6 +4,7 @@
 #include "hft/engine.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -483,11 +484,14 @@ void Engine::on_submit(const Command& c) {
   if (bi == FlatMap::kEmpty) return reject(EventType::kRejected, c, RejectReason::kUnknownSymbol);
   const bool market = c.type == kMarket;
   // Fast path for the usual well-formed order (valid side, type, tif and stp, not
-  // post-only): unsigned range checks, one branch. Anything else takes the ordered checks
-  // that pick the documented reject reason.
-  const bool plain =
-      static_cast<unsigned>(c.side - 1) <= 1u && static_cast<unsigned>(c.type - 1) <= 1u &&
-      static_cast<unsigned>(c.tif - 1) <= 3u && c.stp <= kStpNone && c.post_only == 0;
+  // post-only), tested on the command's first 8 bytes at once: after subtracting 1 from
+  // side, type and tif, every field must fit its mask (side, type <= 1; tif, stp <= 3;
+  // post_only == 0). A zero field borrows and turns itself into 0xFF, which fails its own
+  // mask, so a borrow can never make a bad command pass. Anything else takes the ordered
+  // checks below, which pick the documented reject reason.
+  std::uint64_t head;
+  std::memcpy(&head, &c, sizeof head);
+  const bool plain = ((head - 0x0000000001010100ULL) & 0x0000FFFCFCFEFE00ULL) == 0;
   if (!plain) [[unlikely]] {
     if (c.side != kBuy && c.side != kSell) {
       return reject(EventType::kRejected, c, RejectReason::kInvalidSide);
@@ -525,7 +529,7 @@ void Engine::on_submit(const Command& c) {
     return reject(EventType::kRejected, c, RejectReason::kDuplicateOrderId);
   }
   if (live_ >= max_orders_) return reject(EventType::kRejected, c, RejectReason::kBookFull);
-  const bool may_rest = !market && (c.tif == kGtc || c.tif == kDay);
+  const bool may_rest = !market && c.tif <= kDay;  // tif is valid (>= GTC) here
   if (may_rest) {
     const std::int64_t limit =
         acct != nullptr && acct->explicit_max ? acct->max_open : default_max_open_;
