@@ -74,6 +74,7 @@ test-sanitize: $(STAMP) ## C++ unit tests under AddressSanitizer + UBSan
 	  ctest --test-dir $(SAN_BUILD) --output-on-failure --no-tests=error -j $(JOBS)
 
 test-py: build ## Python tests (unit, integration, e2e); exits non-zero when none ran
+	@scripts/ensure-deb.sh nginx-light
 	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 test-web: build web/node_modules/.installed ## Web unit tests (Vitest) and browser tests (chromium)
