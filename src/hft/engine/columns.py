@@ -520,16 +520,25 @@ def order_outcomes(order_ids: Array, events: Array) -> dict[str, Array]:
 def wire_events(events: Array) -> Array:
     """Execution events as OrderColumnsResponse records: `reason` kept only where the
     message form has it (reject or cancel reason), the reserved word zeroed."""
-    out = np.ascontiguousarray(events).copy()
-    et = out["type"]
+    words = (
+        np.ascontiguousarray(events)
+        .view(np.uint64)
+        .reshape(len(events), EVENT_RECORD_SIZE // 8)
+        .copy()
+    )
+    # Little-endian word 0 = type | side << 8 | reason << 16 | symbol_id << 32;
+    # word 1 = cmd_index | order_count << 32.
+    et = words[:, 0] & np.uint64(0xFF)
     keep = (
         (et == EventType.REJECTED)
         | (et == EventType.CANCEL_REJECTED)
         | (et == EventType.AMEND_REJECTED)
         | (et == EventType.CANCELED)
     )
-    out["reason"] = np.where(keep, out["reason"], 0)
-    out["order_count"] = 0
+    w0 = words[:, 0]
+    words[:, 0] = np.where(keep, w0, w0 & np.uint64(0xFFFFFFFF0000FFFF))
+    words[:, 1] &= np.uint64(0xFFFFFFFF)
+    out: Array = words.view(EVENT_DTYPE).reshape(-1)
     return out
 
 

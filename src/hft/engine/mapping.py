@@ -43,6 +43,31 @@ _U64 = (1 << 64) - 1
 SymbolInfo = tuple[str, str, str]  # symbol, tick_size, lot_size
 
 
+def _words(records: np.ndarray[Any, Any]) -> int:
+    size = int(records.dtype.itemsize)
+    if size % 8:
+        raise ValueError(f"record size {size} is not a multiple of 8 bytes")
+    return size // 8
+
+
+def select_rows(records: np.ndarray[Any, Any], mask: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """`records[mask]` for a contiguous record array (COMMAND_DTYPE / EVENT_DTYPE).
+
+    Fancy indexing of an aligned structured dtype copies field by field; taking whole
+    rows of a uint64 view of the same bytes is an order of magnitude faster.
+    """
+    rows = np.ascontiguousarray(records).view(np.uint64).reshape(len(records), _words(records))
+    out: np.ndarray[Any, Any] = rows.take(np.flatnonzero(mask), axis=0).view(records.dtype)
+    return out.reshape(-1)
+
+
+def copy_rows(records: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A copy of a contiguous record array (see `select_rows` for why not `.copy()`)."""
+    rows = np.ascontiguousarray(records).view(np.uint64).reshape(len(records), _words(records))
+    out: np.ndarray[Any, Any] = rows.copy().view(records.dtype)
+    return out.reshape(-1)
+
+
 class InvalidRequestError(ValueError):
     """The request is malformed (INVALID_ARGUMENT); the message names the field."""
 

@@ -26,6 +26,7 @@ from hft.engine.mapping import (
     E_TYPE,
     T_BOOK_CHANGE,
     T_TRADE,
+    select_rows,
 )
 from hft.engine.pb import engine_pb2 as pb
 from hft.engine.streams import Subscriber
@@ -71,52 +72,69 @@ class MarketData:
     def apply(self, first_seq: int, events: np.ndarray[Any, Any]) -> None:
         """Apply a published batch's events (EVENT_DTYPE) and fan them out to subscribers."""
         t = events["type"]
-        mask = (t == T_BOOK_CHANGE) | (t == T_TRADE)
-        if not mask.any():
+        is_bc = t == T_BOOK_CHANGE
+        mask = is_bc | (t == T_TRADE)
+        count = int(np.count_nonzero(mask))
+        if not count:
             return
-        md = events[mask]
-        for sub, _symbols in self.subscribers:
-            sub.push((first_seq, md))
         books = self.books
-        if len(md) <= 64:
-            # Small batches: a plain loop beats numpy's fixed cost per call.
-            for r in md.tolist():
-                book = books.get(r[E_SYMBOL])
-                if book is None:
-                    continue
-                book.book_seq = r[E_BSEQ]
-                if r[E_TYPE] == T_BOOK_CHANGE:
-                    levels = book.bids if r[E_SIDE] == BUY else book.asks
-                    if r[E_QTY] == 0:
-                        levels.pop(r[E_PRICE], None)
-                    else:
-                        levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
-            return
-        sids = md["symbol_id"]
-        for sid in np.unique(sids).tolist():
+        if self.subscribers or count <= 64:
+            md = select_rows(events, mask)
+            for sub, _symbols in self.subscribers:
+                sub.push((first_seq, md))
+            if count <= 64:
+                # Small batches: a plain loop beats numpy's fixed cost per call.
+                for r in md.tolist():
+                    book = books.get(r[E_SYMBOL])
+                    if book is None:
+                        continue
+                    book.book_seq = r[E_BSEQ]
+                    if r[E_TYPE] == T_BOOK_CHANGE:
+                        levels = book.bids if r[E_SIDE] == BUY else book.asks
+                        if r[E_QTY] == 0:
+                            levels.pop(r[E_PRICE], None)
+                        else:
+                            levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
+                return
+        # Large batches work on plain columns (whole records are slow to gather).
+        sids = events["symbol_id"]
+        md_sids = sids[mask]
+        md_bseq = events["book_seq"][mask]
+        for sid in np.unique(md_sids).tolist():
             book = books.get(sid)
             if book is not None:
-                book.book_seq = int(md["book_seq"][sids == sid].max())
-        bc = md[md["type"] == T_BOOK_CHANGE]
-        if len(bc) > 1:
+                book.book_seq = int(md_bseq[md_sids == sid].max())
+        idx = np.flatnonzero(is_bc)
+        if not len(idx):
+            return
+        side = events["side"]
+        price = events["price"]
+        if len(idx) > 1:
             # Only each level's last change in the batch matters (it carries the final state).
-            order = np.lexsort((np.arange(len(bc)), bc["price"], bc["side"], bc["symbol_id"]))
-            s = bc[order]
-            same_next = (
-                (s["symbol_id"][1:] == s["symbol_id"][:-1])
-                & (s["side"][1:] == s["side"][:-1])
-                & (s["price"][1:] == s["price"][:-1])
-            )
-            bc = s[np.append(~same_next, True)]
-        for r in bc.tolist():
-            book = books.get(r[E_SYMBOL])
+            sym_i, side_i, price_i = sids[idx], side[idx], price[idx]
+            order = np.lexsort((idx, price_i, side_i, sym_i))
+            s_sym, s_side, s_price = sym_i[order], side_i[order], price_i[order]
+            last = np.ones(len(order), dtype=bool)
+            last[:-1] = s_sym[1:] != s_sym[:-1]
+            last[:-1] |= s_side[1:] != s_side[:-1]
+            last[:-1] |= s_price[1:] != s_price[:-1]
+            idx = idx[order[last]]
+        for sid, sd, px, qty, cnt in zip(
+            sids[idx].tolist(),
+            side[idx].tolist(),
+            price[idx].tolist(),
+            events["qty"][idx].tolist(),
+            events["order_count"][idx].tolist(),
+            strict=True,
+        ):
+            book = books.get(sid)
             if book is None:
                 continue
-            levels = book.bids if r[E_SIDE] == BUY else book.asks
-            if r[E_QTY] == 0:
-                levels.pop(r[E_PRICE], None)
+            levels = book.bids if sd == BUY else book.asks
+            if qty == 0:
+                levels.pop(px, None)
             else:
-                levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
+                levels[px] = (qty, cnt)
 
     def book_seqs(self) -> dict[int, int]:
         return {sid: b.book_seq for sid, b in self.books.items()}

@@ -53,6 +53,8 @@ from hft.engine.mapping import (
     T_REJECTED,
     T_TRADE,
     SymbolInfo,
+    copy_rows,
+    select_rows,
 )
 from hft.engine.marketdata import MarketData
 from hft.engine.metrics import EngineStats
@@ -443,7 +445,7 @@ class EngineService:
                         [len(it.cmds) for it in items],
                     )
                 )
-            exec_events = events[events["type"] != T_BOOK_CHANGE]
+            exec_events = select_rows(events, events["type"] != T_BOOK_CHANGE)
             await self._commit_q.put(
                 _Batch(first, first + n - 1, ts, cmds, events, exec_events, items, t_ready)
             )
@@ -635,8 +637,11 @@ class EngineService:
             if not it.future.done():
                 lo, hi = bounds[offset], bounds[offset + k]
                 if it.raw:
-                    part = ex[lo:hi].copy()
-                    part["cmd_index"] -= offset
+                    # Readers of the events only read: the first caller's part needs no copy.
+                    part = ex[lo:hi]
+                    if offset:
+                        part = copy_rows(part)
+                        part["cmd_index"] -= offset
                     it.future.set_result(Result(b.first_seq + offset, b.ts, [], [], part))
                 else:
                     if rows is None:
@@ -836,11 +841,13 @@ class _Replay:
         st.trades += int(np.count_nonzero(et == T_TRADE))
         st.rejects += _count_rejects(et)
         self.svc.last_ts = max(self.svc.last_ts, int(cmds["ts"].max()))
-        md = events[(et == T_TRADE) | (et == T_BOOK_CHANGE)]
-        if len(md):
-            for sid in np.unique(md["symbol_id"]).tolist():
-                self.book_seqs[sid] = int(md["book_seq"][md["symbol_id"] == sid].max())
-        ex = events[et != T_BOOK_CHANGE]
+        is_md = (et == T_TRADE) | (et == T_BOOK_CHANGE)
+        if is_md.any():
+            sids = events["symbol_id"][is_md]
+            bseq = events["book_seq"][is_md]
+            for sid in np.unique(sids).tolist():
+                self.book_seqs[sid] = int(bseq[sids == sid].max())
+        ex = select_rows(events, et != T_BOOK_CHANGE)
         log_ = self.svc.events_log
         if len(ex):
             log_.append(KIND_EVENTS, first, first + n - 1, ex.view(np.uint8))
