@@ -137,7 +137,7 @@ def parse_decimal(value: Any, where: str) -> Decimal:
         raise ConfigError(f"{where}: expected a decimal, got {value!r}")
     if isinstance(value, float):
         value = repr(value)
-    if not isinstance(value, (str, int)):
+    if not isinstance(value, (str, int, Decimal)):
         raise ConfigError(f"{where}: expected a decimal, got {type(value).__name__}")
     try:
         d = Decimal(str(value).strip())
@@ -380,6 +380,15 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     try:
         instruments = parse_instruments(doc.get("instruments"))
         settings = parse_engine_settings(doc.get("engine"), env)
+        # The core refuses a max quantity whose level total could overflow int64.
+        level_limit = _INT64_MAX // settings.max_orders
+        for spec in instruments:
+            if spec.max_qty > level_limit:
+                raise ConfigError(
+                    f"instruments.{spec.symbol}.max_quantity: {spec.max_qty} lots is more than "
+                    f"{level_limit} lots (INT64_MAX // engine.max_orders), so a price level's "
+                    "total could overflow; lower it or lower engine.max_orders"
+                )
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
     return EngineConfig(instruments=instruments, engine=settings)

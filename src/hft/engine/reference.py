@@ -156,6 +156,12 @@ class ReferenceEngine:
             raise ValueError("symbol must be a non-empty string")
         check_range("min_qty", i.min_qty, 1, (1 << 63) - 1)
         check_range("max_qty", i.max_qty, i.min_qty, (1 << 63) - 1)
+        level_limit = ((1 << 63) - 1) // self.max_orders
+        if i.max_qty > level_limit:
+            raise ValueError(
+                f"max_qty must be <= {level_limit} (INT64_MAX // max_orders) so that a "
+                "price level's total quantity cannot overflow"
+            )
         check_range("band_bps", i.band_bps, 0, (1 << 63) - 1)
         check_range("reference_price", i.reference_price, 0, (1 << 63) - 1)
         if int(i.status) not in _STATUSES:

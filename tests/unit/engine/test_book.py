@@ -725,22 +725,35 @@ def test_halt_blocks_submit_and_amend_but_not_cancel(eng: Eng) -> None:
 
 def test_prices_near_int64_limits(engine_cls: type[Eng]) -> None:
     top = (1 << 63) - 1
-    e = engine_cls()
-    e.add_instrument(Instrument(SYM, "AAA", max_qty=top))
+    big = top // 5  # the largest max_qty with max_orders=5: no level total can overflow
+    e = engine_cls(max_orders=5)
+    e.add_instrument(Instrument(SYM, "AAA", max_qty=big))
     e.add_instrument(
-        Instrument(BANDED, "BBB", band_bps=(1 << 62), reference_price=top - 10, max_qty=top)
+        Instrument(BANDED, "BBB", band_bps=(1 << 62), reference_price=top - 10, max_qty=big)
     )
-    sell(e, 1, 1, top, top)
-    buy(e, 2, 2, top - 1, top)
-    assert e.best_ask(SYM) == (top, top)
-    assert e.best_bid(SYM) == (top - 1, top)
+    sell(e, 1, 1, top, big)
+    buy(e, 2, 2, top - 1, big)
+    assert e.best_ask(SYM) == (top, big)
+    assert e.best_bid(SYM) == (top - 1, big)
     ev = buy(e, 3, 3, top, 5)
     assert trades(ev) == [(1, 3, top, 5)]
     assert kinds(buy(e, 4, 2, top, 1, sym=BANDED))[0] == E.ACCEPTED
     assert kinds(buy(e, 5, 2, 1, 1, sym=BANDED))[0] == E.ACCEPTED
-    ev = sell(e, 6, 7, 1, top, type=MARKET, tif=IOC)
-    assert trades(ev) == [(2, 6, top - 1, top)]
+    ev = sell(e, 6, 7, 1, big, type=MARKET, tif=IOC)
+    assert trades(ev) == [(2, 6, top - 1, big)]
     assert e.live_orders() == 3
+
+
+def test_level_total_cannot_overflow(engine_cls: type[Eng]) -> None:
+    top = (1 << 63) - 1
+    e = engine_cls(max_orders=4)
+    with pytest.raises(ValueError, match="max_qty"):
+        e.add_instrument(Instrument(SYM, "AAA", max_qty=top // 4 + 1))
+    assert e.instruments() == []
+    e.add_instrument(Instrument(SYM, "AAA", max_qty=top // 4))
+    for order_id in range(1, 5):
+        sell(e, order_id, order_id, 100, top // 4)
+    assert e.best_ask(SYM) == (100, 4 * (top // 4))
 
 
 def test_depth_levels_limit_and_unknown_symbol(eng: Eng) -> None:

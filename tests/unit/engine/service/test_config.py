@@ -110,3 +110,17 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("instruments: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_max_quantity_must_keep_level_totals_in_int64(tmp_path: Path) -> None:
+    cfg = tmp_path / "hft.yaml"
+    cfg.write_text(
+        "instruments:\n"
+        '  - {symbol_id: 1, symbol: ABC, tick_size: "0.01", lot_size: "1",'
+        ' max_quantity: "9000000000000000000"}\n'
+        "engine: {max_orders: 2}\n"
+    )
+    with pytest.raises(ConfigError, match=r"instruments\.ABC\.max_quantity: .*engine\.max_orders"):
+        load_config(cfg)
+    cfg.write_text(cfg.read_text().replace("9000000000000000000", "4000000000000000000"))
+    assert load_config(cfg).instruments[0].max_qty == 4_000_000_000_000_000_000
