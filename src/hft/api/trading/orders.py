@@ -36,6 +36,7 @@ from hft.api.trading.projection import reject_reason
 from hft.api.trading.repo import (
     account_of_user,
     fills_of,
+    lock_account_fresh,
     open_exposure,
     order_by_client_id,
     own_order,
@@ -53,7 +54,7 @@ from hft.api.trading.schemas import (
 )
 from hft.db.base import utcnow
 from hft.db.models.trading import FillRow, OrderRow
-from hft.db.session import lock_account, write_transaction
+from hft.db.session import write_transaction
 from hft.engine.client import EngineRequestError, EngineUnavailable, order_request
 from hft.engine.pb import engine_pb2 as pb
 from hft.services.errors import ServiceError
@@ -304,7 +305,7 @@ async def _reject_unsequenced(rt: TradingRuntime, order_id: int, reason: str) ->
         if found is None:
             return
         # Account first, then the order: the lock order of every other writer.
-        account = await lock_account(session, found.account_id)
+        account = await lock_account_fresh(session, found.account_id)
         order = await session.get(OrderRow, order_id, with_for_update=True, populate_existing=True)
         if order is None or order.status != "pending_new" or order.last_sequence != 0:
             return
@@ -514,23 +515,26 @@ async def amend_order(
     inst = rt.instruments.get(order.symbol)
     if inst is None:
         raise ApiError(422, "unknown_symbol", f"unknown symbol {order.symbol!r}", "symbol")
-    try:
-        spec = validate_amend(
-            body,
-            inst,
-            order_type=order.type,
-            price_ticks=order.price_ticks,
-            quantity_lots=order.quantity_lots,
-            filled_lots=order.filled_lots,
-        )
-    except ServiceError as exc:
-        raise api_error(exc) from None
     oid = order.id
     async with write_transaction(session):
-        account = await lock_account(session, account_id)
+        account = await lock_account_fresh(session, account_id)
         fresh = await session.get(OrderRow, oid, with_for_update=True, populate_existing=True)
         if account is None or fresh is None or fresh.status not in ("new", "partially_filled"):
             raise _not_open(order)
+        # Validated against the order as read under the lock: a fill or another amend
+        # committed since the first read changes the filled quantity and the leaves the
+        # engine must be given.
+        try:
+            spec = validate_amend(
+                body,
+                inst,
+                order_type=fresh.type,
+                price_ticks=fresh.price_ticks,
+                quantity_lots=fresh.quantity_lots,
+                filled_lots=fresh.filled_lots,
+            )
+        except ServiceError as exc:
+            raise api_error(exc) from None
         _n_open, open_buy, open_sell = await open_exposure(session, account_id, fresh.symbol)
         limits, halted = await rt.limits_for(session, account_id)
         try:

@@ -169,18 +169,36 @@ class BatchApplier:
             if ev.type == pb.EVENT_TYPE_TRADE:
                 ids.add(ev.maker_order_id)
         ids.discard(0)
+        account_ids: set[int] = set()
         if ids:
-            rows = await self.session.execute(select(OrderRow).where(OrderRow.id.in_(ids)))
-            self._orders = {o.id: o for o in rows.scalars()}
-        account_ids = {o.account_id for o in self._orders.values()}
+            # Only the owners here (an order's account never changes): the rows
+            # themselves are read below, under the account locks.
+            owners = await self.session.execute(
+                select(OrderRow.account_id).where(OrderRow.id.in_(ids)).distinct()
+            )
+            account_ids = {int(a) for a in owners.scalars()}
         if account_ids:
+            # Account rows in id order, then the orders: the lock order of every writer.
+            # An order's `reserved` changes only together with its account under that
+            # account's lock (an amend raises it before the engine sees the amend), so
+            # orders read before the lock could carry a reservation the account no
+            # longer matches, and re-reserving from it would double-count the change.
             accounts = await self.session.execute(
                 select(Account)
                 .where(Account.id.in_(sorted(account_ids)))
                 .order_by(Account.id)
                 .with_for_update()
+                .execution_options(populate_existing=True)
             )
             self._accounts = {a.id: a for a in accounts.scalars()}
+            rows = await self.session.execute(
+                select(OrderRow)
+                .where(OrderRow.id.in_(ids))
+                .order_by(OrderRow.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            self._orders = {o.id: o for o in rows.scalars()}
             symbols = {o.symbol for o in self._orders.values()}
             rows2 = await self.session.execute(
                 select(PositionRow).where(

@@ -21,6 +21,20 @@ async def account_of_user(session: AsyncSession, user_id: int) -> Account | None
     ).scalar_one_or_none()
 
 
+async def lock_account_fresh(session: AsyncSession, account_id: int) -> Account | None:
+    """The account under its row lock (SELECT ... FOR UPDATE on PostgreSQL), with the
+    values read under that lock even when the session already holds the object from an
+    earlier read: a money update computed from a pre-lock copy would overwrite whatever
+    another writer committed in between. None when the account does not exist."""
+    result = await session.execute(
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
 async def own_order(session: AsyncSession, account_id: int, order_id: int) -> OrderRow | None:
     """The order if it belongs to the account (another account's order is None)."""
     return (

@@ -20,7 +20,12 @@ from hft.api.trading.common import (
     errors,
     parse_id,
 )
-from hft.api.trading.repo import account_of_user, effective_limits, limit_rows
+from hft.api.trading.repo import (
+    account_of_user,
+    effective_limits,
+    limit_rows,
+    lock_account_fresh,
+)
 from hft.api.trading.schemas import (
     KillSwitch,
     KillSwitchResult,
@@ -29,7 +34,7 @@ from hft.api.trading.schemas import (
 )
 from hft.db.models.auth import Account, User
 from hft.db.models.trading import RiskLimitRow
-from hft.db.session import lock_account, write_transaction
+from hft.db.session import write_transaction
 from hft.engine.client import EngineUnavailable
 from hft.services.decimals import fmt, parse_decimal
 from hft.services.errors import InvalidInputError
@@ -243,7 +248,7 @@ async def kill_switch(
         target_user, acc = await _target_account(session, raw_uid)
         account_id = acc.id
     async with write_transaction(session):
-        account = await lock_account(session, account_id)
+        account = await lock_account_fresh(session, account_id)
         assert account is not None
         account.trading_enabled = not enabled
         record(
