@@ -244,8 +244,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         await self._serving(context)
         svc = self.svc
         try:
-            req = columns.decode_order_columns(request)
-            cmds = columns.to_commands(req, svc.by_symbol, svc.settings.max_batch_orders)
+            limit = svc.settings.max_batch_orders
+            # A valid batch has one field per symbol plus a few packed columns: a message
+            # of millions of tiny fields is refused before the field loop gets long.
+            req = columns.decode_order_columns(request, max_fields=limit + 4096)
+            cmds = columns.to_commands(req, svc.by_symbol, limit)
         except InvalidRequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hft.engine.columns import order_outcomes
 from hft.engine.types import EventType
 
 Array = np.ndarray[Any, Any]
@@ -30,7 +31,6 @@ _WT_LEN = 2
 _THRESHOLDS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
 _SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
 _COLS = np.arange(10)
-_STATUS_NEW, _STATUS_PARTIAL, _STATUS_FILLED, _STATUS_CANCELED, _STATUS_REJECTED = 1, 2, 3, 4, 5
 
 
 def _tag(field: int, wire_type: int) -> bytes:
@@ -193,7 +193,6 @@ def encode_order_batch_response(
 
     ci = events["cmd_index"].astype(np.int64)
     et = events["type"].astype(np.int64)
-    eoid = events["order_id"]
     pos = np.arange(ne)
     # index within the command and last-in-sequence flag
     group_start = np.ones(ne, dtype=bool)
@@ -245,31 +244,13 @@ def encode_order_batch_response(
     ev_flat, ev_len = ev.encode()
     evp_flat, evp_len = _len_prefix(9, ev_len)  # OrderResponse.events = 9
 
-    # Per-order outcome from the order's own events.
-    own = eoid == order_ids[ci] if ne else np.zeros(0, dtype=bool)
-    accepted = np.zeros(n, dtype=bool)
-    accepted[ci[own & (et == EventType.ACCEPTED)]] = True
-    rejected = np.zeros(n, dtype=bool)
-    rej = own & (et == EventType.REJECTED)
-    rejected[ci[rej]] = True
-    reject_reason = np.zeros(n, dtype=np.int64)
-    reject_reason[ci[rej]] = reason[rej]
-    filled = np.zeros(n, dtype=np.int64)
-    tr = own & (et == EventType.TRADE)
-    np.add.at(filled, ci[tr], events["qty"][tr])
-    last_own = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(last_own, ci[own], pos[own])
-    has_own = last_own >= 0
-    lo = np.where(has_own, last_own, 0)
-    last_type = np.where(has_own, et[lo] if ne else 0, 0)
-    canceled = has_own & (last_type == EventType.CANCELED)
-    leaves = np.where(has_own & ~canceled & ~rejected, events["leaves_qty"][lo] if ne else 0, 0)
-    cancel_reason = np.where(canceled, reason[lo] if ne else 0, 0)
-    status = np.select(
-        [rejected, canceled, leaves == 0, filled > 0],
-        [_STATUS_REJECTED, _STATUS_CANCELED, _STATUS_FILLED, _STATUS_PARTIAL],
-        _STATUS_NEW,
-    )
+    o = order_outcomes(order_ids, events)
+    accepted = o["accepted"]
+    reject_reason = o["reject_reason"]
+    status = o["status"]
+    filled = o["filled"]
+    leaves = o["leaves"]
+    cancel_reason = o["cancel_reason"]
 
     resp = _Rows(n)
     cmd_idx = np.arange(n, dtype=np.int64)
