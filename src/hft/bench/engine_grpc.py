@@ -318,6 +318,44 @@ async def _stream(
         return time.perf_counter() - t0
 
 
+def _column_arrays(orders: list[pb.OrderRequest]) -> dict[str, Any]:
+    """The orders as the client library's input: numpy columns and a symbol table."""
+    symbols = sorted({o.symbol for o in orders})
+    index = {s: i for i, s in enumerate(symbols)}
+    return {
+        "symbols": symbols,
+        "symbol_index": np.array([index[o.symbol] for o in orders], dtype=np.uint32),
+        "order_id": np.array([o.order_id for o in orders], dtype=np.uint64),
+        "account_id": np.array([o.account_id for o in orders], dtype=np.uint64),
+        "side": np.array([o.side for o in orders], dtype=np.uint8),
+        "type": np.array([o.type for o in orders], dtype=np.uint8),
+        "time_in_force": np.array([o.time_in_force for o in orders], dtype=np.uint8),
+        "price": np.array([o.price for o in orders], dtype=np.int64),
+        "quantity": np.array([o.quantity for o in orders], dtype=np.int64),
+    }
+
+
+async def _client_columns(
+    address: str, batches: list[dict[str, Any]], inflight: int
+) -> tuple[float, LatencyHistogram]:
+    """EngineClient.submit_order_columns: encoding and decoding included."""
+    hist = LatencyHistogram()
+    async with EngineClient(address, timeout=120) as c:
+        await c.wait_ready()
+        it = iter(batches)
+
+        async def worker() -> None:
+            for b in it:
+                t = time.perf_counter_ns()
+                res = await c.submit_order_columns(b)
+                hist.record(time.perf_counter_ns() - t)
+                assert len(res) == len(b["order_id"])
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        return time.perf_counter() - t0, hist
+
+
 def _batch_row(
     measure: str,
     orders: int,
@@ -426,6 +464,26 @@ def _bench_batches(tmp: Path, core: str, args: argparse.Namespace) -> list[dict[
                 rtt,
             )
         )
+        if fsync == "every":
+            client_batches = [_column_arrays(c) for c in chunks]
+            secs, cpu, st, rtt = _run_engine(
+                tmp,
+                "client-columns",
+                core,
+                fsync,
+                lambda a, b=client_batches: asyncio.run(_client_columns(a, b, inflight)),
+            )
+            rows.append(
+                _batch_row(
+                    f"EngineClient.submit_order_columns (client encodes and decodes), {size} "
+                    f"per batch, {inflight} in flight, fsync={fsync}",
+                    total,
+                    secs,
+                    cpu,
+                    st,
+                    rtt,
+                )
+            )
         secs, cpu, st, rtt = _run_engine(
             tmp,
             f"batch-{fsync}",

@@ -267,6 +267,8 @@ class EngineClient:
             self._channel = grpc.aio.secure_channel(address, creds, options=_options(tls))
         self._stub = pb_grpc.TradingEngineStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        # Raw bytes both ways: the columns are encoded and decoded with numpy.
+        self._submit_columns = self._channel.unary_unary(_SUBMIT_ORDER_COLUMNS)
 
     async def __aenter__(self) -> EngineClient:
         return self
@@ -351,8 +353,7 @@ class EngineClient:
         engine refuses (nothing sequenced).
         """
         data, symbols, index, order_id = _columns.request_from(orders)
-        call = self._channel.unary_unary(_SUBMIT_ORDER_COLUMNS)
-        raw = await self._call(call, data)
+        raw = await self._call(self._submit_columns, data)
         return _columns_result(raw, symbols, index, order_id)
 
     async def cancel_order(self, order_id: int, account_id: int) -> pb.CancelOrderResponse:
@@ -553,6 +554,8 @@ class SyncEngineClient:
             self._channel = grpc.secure_channel(address, creds, options=_options(tls))
         self._stub = pb_grpc.TradingEngineStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        # Raw bytes both ways: the columns are encoded and decoded with numpy.
+        self._submit_columns = self._channel.unary_unary(_SUBMIT_ORDER_COLUMNS)
 
     def __enter__(self) -> SyncEngineClient:
         return self
@@ -629,8 +632,7 @@ class SyncEngineClient:
     def submit_order_columns(self, orders: Any) -> OrderColumnsResult:
         """Blocking `EngineClient.submit_order_columns`."""
         data, symbols, index, order_id = _columns.request_from(orders)
-        call = self._channel.unary_unary(_SUBMIT_ORDER_COLUMNS)
-        raw = self._call(call, data)
+        raw = self._call(self._submit_columns, data)
         return _columns_result(raw, symbols, index, order_id)
 
     def cancel_order(self, order_id: int, account_id: int) -> pb.CancelOrderResponse:
