@@ -10,7 +10,6 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -148,7 +147,7 @@ def _all_main(argv: list[str]) -> int:
     print(json.dumps(results, indent=2, default=str))
     if known.report:
         command = "hft bench all " + shlex.join(argv)
-        Path(known.report).write_text(report.render(results, command))
+        report.write(known.report, results, command)
         print(f"hft bench: report written to {known.report}", file=sys.stderr)
     return 0 if all("error" not in r for r in results.values()) else 1
 
