@@ -12,7 +12,6 @@ import pytest
 
 from hft.engine.client import (
     EngineClient,
-    EngineRequestError,
     ExecutionSubscriber,
     order_request,
     pb,
@@ -168,8 +167,16 @@ async def test_market_data_snapshot_and_deltas_rebuild_the_book(engine: EnginePr
         assert book_seq[s] == ob.book_sequence
 
 
+async def _read_to_end(stream: grpc.aio.UnaryStreamCall, seconds: float) -> None:
+    """Read a stream until it ends; a stream that neither ends nor fails in time is a bug."""
+    async with asyncio.timeout(seconds):
+        while await stream.read() is not grpc.aio.EOF:
+            pass
+
+
 async def test_slow_subscriber_is_dropped_not_waited_for(tmp_path: Path) -> None:
     cfg = tmp_path / "engine.yaml"
+    from hft.engine.pb import engine_pb2_grpc as pb_grpc
     from hft.engine.testing import DEFAULT_CONFIG
 
     cfg.write_text(
@@ -177,11 +184,17 @@ async def test_slow_subscriber_is_dropped_not_waited_for(tmp_path: Path) -> None
     )
     engine = EngineProcess(tmp_path / "engine", config=cfg)
     engine.start()
+    # The subscriber's own channel keeps HTTP/2's initial 64 KiB receive window: with
+    # BDP probing on, the window grows until the client library buffers the whole
+    # backlog, and the server would never see a slow reader.
+    slow_channel = grpc.aio.insecure_channel(engine.address, options=[("grpc.http2.bdp_probe", 0)])
     try:
         async with EngineClient(engine.address) as c:
             await c.submit_order(order_request(999_999, 9, "MSFT", 1, 1, 1, 41000, 1))
-            stream = c.subscribe_executions(0)
-            first = await anext(stream)  # the subscription is live; now stop reading
+            stream = pb_grpc.TradingEngineStub(slow_channel).SubscribeExecutions(
+                pb.SubscribeExecutionsRequest(from_sequence=0)
+            )
+            first = await stream.read()  # the subscription is live; now stop reading
             assert first.order_id == 999_999
             for b in range(30):
                 reqs = [
@@ -192,11 +205,11 @@ async def test_slow_subscriber_is_dropped_not_waited_for(tmp_path: Path) -> None
                 ]
                 resp = await c.submit_orders(reqs)
                 assert len(resp.responses) == 1000
-            with pytest.raises(EngineRequestError) as ei:
-                async for _ in stream:
-                    pass
-            assert ei.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "too slow" in ei.value.message
+            with pytest.raises(grpc.aio.AioRpcError) as ei:
+                await _read_to_end(stream, seconds=120)
+            assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "too slow" in (ei.value.details() or "")
             assert (await c.health()).status == pb.HealthCheckResponse.STATUS_SERVING
     finally:
+        await slow_channel.close()
         engine.kill()
