@@ -142,7 +142,11 @@ async def lock_account(session: AsyncSession, account_id: int) -> Account | None
     from hft.db.models.auth import Account
 
     result = await session.execute(
-        select(Account).where(Account.id == account_id).with_for_update()
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        # A copy the session loaded before the lock may be stale: re-read it under the lock.
+        .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
 

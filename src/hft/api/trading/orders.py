@@ -98,6 +98,14 @@ _TIF = {
 _ACCOUNT_IDS: dict[int, int] = {}
 
 
+def engine_refused(exc: EngineRequestError) -> ApiError:
+    """The engine refused a request before sequencing it: nothing changed there."""
+    log.error("engine refused a request: %s", exc)
+    return ApiError(
+        502, "engine_refused", f"the matching engine refused the request: {exc.message}"
+    )
+
+
 async def _account_id(session: Any, user_id: int) -> int:
     cached = _ACCOUNT_IDS.get(user_id)
     if cached is not None:
@@ -422,6 +430,8 @@ async def cancel_order(
         resp = await rt.call("cancel_order", lambda: rt.client.cancel_order(oid, account_id))
     except EngineUnavailable:
         raise engine_unavailable() from None
+    except EngineRequestError as exc:
+        raise engine_refused(exc) from None
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
     view = await order_view(rt, oid, with_fills=True)
@@ -461,6 +471,8 @@ async def cancel_all(
         resp = await rt.call("cancel_all", lambda: rt.client.cancel_all(account_id, symbol or ""))
     except EngineUnavailable:
         raise engine_unavailable() from None
+    except EngineRequestError as exc:
+        raise engine_refused(exc) from None
     ids = [e.order_id for e in resp.events if e.type == pb.EVENT_TYPE_CANCELED]
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
@@ -608,6 +620,8 @@ async def amend_order(
         )
     except EngineUnavailable:
         raise engine_unavailable() from None
+    except EngineRequestError as exc:
+        raise engine_refused(exc) from None
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
     if not resp.accepted:
