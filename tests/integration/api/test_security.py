@@ -125,6 +125,39 @@ async def test_websocket_private_channels_only_carry_own_data(app, live_server, 
     assert fill_orders == {mine["id"]}
 
 
+async def test_websocket_private_channels_stop_when_the_token_expires(app, live_server, make_user):
+    from hft.api.security import encode_token
+
+    alice = await make_user()
+    settings = app.state.settings
+    short = encode_token(
+        alice.user_id, settings.jwt_key(), expires_in=2, issuer=settings.jwt_issuer
+    )
+    url = live_server.replace("http", "ws") + "/api/v1/ws"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"op": "auth", "token": short}))
+        await ws.send(json.dumps({"op": "subscribe", "channels": ["orders", "trades:AAPL"]}))
+        await _ws_messages(ws, 0.3)
+        before = await place(alice, side="buy", quantity="1", price="180.00")
+        msgs = await _ws_messages(ws, 0.5)
+        assert before["id"] in {m["data"]["id"] for m in msgs if m.get("channel") == "orders"}
+        await asyncio.sleep(2.5)  # past the token's expiry
+        msgs = await _ws_messages(ws, 0.5)
+        assert any(m.get("error", {}).get("code") == "token_expired" for m in msgs), msgs
+        after = await place(alice, side="buy", quantity="1", price="180.01")
+        msgs = await _ws_messages(ws, 0.5)
+        assert after["id"] not in {m["data"]["id"] for m in msgs if m.get("channel") == "orders"}
+        await ws.send(json.dumps({"op": "subscribe", "channels": ["orders"]}))
+        msgs = await _ws_messages(ws, 0.3)
+        assert any(m.get("error", {}).get("code") == "not_authenticated" for m in msgs), msgs
+        await ws.send(json.dumps({"op": "auth", "token": alice.token}))
+        await ws.send(json.dumps({"op": "subscribe", "channels": ["orders"]}))
+        await _ws_messages(ws, 0.3)
+        again = await place(alice, side="buy", quantity="1", price="180.02")
+        msgs = await _ws_messages(ws, 0.5)
+        assert again["id"] in {m["data"]["id"] for m in msgs if m.get("channel") == "orders"}
+
+
 async def test_signed_bad_tokens_rejected(app, make_user):
     alice = await make_user()
     forged = alice.token[:-4] + ("AAAA" if not alice.token.endswith("AAAA") else "BBBB")

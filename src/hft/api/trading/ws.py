@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from hft.api.deps import user_from_token
 from hft.api.errors import ApiError
+from hft.api.security import decode_token
 from hft.api.trading.relay import BookState
 from hft.api.trading.schemas import candle_public, fill_public, order_public
 from hft.db.models.auth import Account
@@ -54,6 +55,7 @@ class Connection:
         self.user_id: int | None = None
         self.account_id: int | None = None
         self.dropped = False
+        self.auth_expiry: asyncio.TimerHandle | None = None
 
     def offer(self, text: str) -> None:
         """Queue a message; a full queue means the client is too slow: drop it."""
@@ -227,7 +229,24 @@ class Hub:
             if not subs:
                 del self.subs[key]
 
+    def expire_auth(self, conn: Connection) -> None:
+        """The connection's token expired: its private channels stop, public ones go on."""
+        for channel in PRIVATE:
+            if conn.account_id is not None and f"{channel}:{conn.account_id}" in conn.channels:
+                self.unsubscribe(conn, channel)
+        conn.user_id = conn.account_id = None
+        conn.auth_expiry = None
+        conn.send(
+            _error(
+                "token_expired",
+                "the access token has expired: private channels stopped; send auth again",
+                "token",
+            )
+        )
+
     def drop(self, conn: Connection) -> None:
+        if conn.auth_expiry is not None:
+            conn.auth_expiry.cancel()
         self.connections.discard(conn)
         for key in list(conn.channels):
             subs = self.subs.get(key)
@@ -275,6 +294,15 @@ async def _authenticate(ws: WebSocket, conn: Connection, token: object) -> dict[
         return _error("already_authenticated", "this connection belongs to another user")
     conn.user_id = user.id
     conn.account_id = None if account_id is None else int(account_id)
+    # Private data flows only while the token is valid: stop it when the token expires.
+    settings = app.state.settings
+    expires_at = decode_token(token, settings.jwt_key(), issuer=settings.jwt_issuer).expires_at
+    if conn.auth_expiry is not None:
+        conn.auth_expiry.cancel()
+    hub: Hub = app.state.trading.hub
+    conn.auth_expiry = asyncio.get_running_loop().call_later(
+        max(0.0, expires_at - time.time()), hub.expire_auth, conn
+    )
     return {"type": "auth", "user_id": str(user.id), "username": user.username}
 
 
