@@ -698,7 +698,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port",
         type=int,
-        default=int(env.get("HFT_ENGINE_PORT", "50051")),
+        default=env.get("HFT_ENGINE_PORT", "50051"),
         help="gRPC port, 0 = any free port (env HFT_ENGINE_PORT)",
     )
     p.add_argument(
@@ -709,7 +709,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(env.get("HFT_ENGINE_METRICS_PORT", "9101")),
+        default=env.get("HFT_ENGINE_METRICS_PORT", "9101"),
         help="Prometheus port, 0 = off (env HFT_ENGINE_METRICS_PORT)",
     )
     p.add_argument(
