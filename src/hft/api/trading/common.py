@@ -15,7 +15,7 @@ from hft.services.errors import ServiceError
 _KIND_STATUS = {"invalid": 422, "forbidden": 403, "conflict": 409, "not_found": 404}
 
 
-def get_runtime(request: Request) -> TradingRuntime:
+async def get_runtime(request: Request) -> TradingRuntime:
     runtime: TradingRuntime | None = getattr(request.app.state, "trading", None)
     if runtime is None:
         raise ApiError(503, "engine_unavailable", "the trading layer is not running")
