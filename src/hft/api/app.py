@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from hft import __version__
+from hft.api.deps import UserCache
 from hft.api.errors import ErrorResponse, install_error_handlers
 from hft.api.middleware import RequestContextMiddleware
 from hft.api.ratelimit import RateLimiter
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, *, with_trading: bool = True) -
     app.state.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.rate_limiter = limiter
     app.state.replay_cache = ReplayCache(settings.signature_window_seconds)
+    app.state.user_cache = UserCache(settings.auth_cache_ttl_s)
     app.state.engine_status = engine_status
     install_error_handlers(app)
 

@@ -48,6 +48,49 @@ log = logging.getLogger("hft.api.auth")
 _LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
+class UserCache:
+    """Recently authenticated active users by id, so an authenticated request needs no
+    database read for its user (with a token, none at all).
+
+    Entries live `ttl` seconds. A change made through this process (deactivation, role,
+    password) drops the entry at once; another backend process sees it within `ttl`.
+    Each hit returns a new detached `User`, so no request can change another's copy.
+    """
+
+    def __init__(self, ttl: float = 2.0, capacity: int = 100_000) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._entries: dict[int, tuple[float, dict[str, object]]] = {}
+
+    def get(self, user_id: int) -> User | None:
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[0]:
+            del self._entries[user_id]
+            return None
+        return User(**entry[1])
+
+    def put(self, user: User) -> None:
+        if not user.is_active:
+            return
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()
+        values = {c: getattr(user, c) for c in _USER_COLUMNS}
+        self._entries[user.id] = (time.monotonic() + self.ttl, values)
+
+    def forget(self, user_id: int) -> None:
+        self._entries.pop(user_id, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_USER_COLUMNS = tuple(c.key for c in User.__table__.columns)
+
+
 async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -96,7 +139,9 @@ def not_authenticated(message: str = "not authenticated") -> ApiError:
     return ApiError(401, "not_authenticated", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def user_from_token(token: str, settings: Settings, session: AsyncSession) -> User:
+async def user_from_token(
+    token: str, settings: Settings, session: AsyncSession, cache: UserCache | None = None
+) -> User:
     """The active user a bearer token belongs to (also for the WebSocket's `auth` op).
 
     Raises ApiError 401 (`not_authenticated`) for a bad, expired or foreign token.
@@ -108,10 +153,15 @@ async def user_from_token(token: str, settings: Settings, session: AsyncSession)
         raise not_authenticated(
             "token has expired" if exc.code == "token_expired" else "invalid token"
         ) from exc
+    cached = cache.get(claims.user_id) if cache is not None else None
+    if cached is not None:
+        return cached
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:
         AUTH_FAILURES.labels("inactive_user").inc()
         raise not_authenticated("invalid token")
+    if cache is not None:
+        cache.put(user)
     return user
 
 
@@ -156,9 +206,13 @@ async def _user_from_signature(
     if not replay.check_and_add(signature.strip().lower()):
         AUTH_FAILURES.labels("replayed_signature").inc()
         raise not_authenticated("request already used (replay)")
-    user = await session.get(User, key.user_id)
-    if user is None or not user.is_active:
-        raise not_authenticated("invalid API key or signature")
+    cache: UserCache = request.app.state.user_cache
+    user = cache.get(key.user_id)
+    if user is None:
+        user = await session.get(User, key.user_id)
+        if user is None or not user.is_active:
+            raise not_authenticated("invalid API key or signature")
+        cache.put(user)
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
         async with write_transaction(session):
@@ -194,7 +248,7 @@ async def get_current_user(
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise not_authenticated("Authorization must be `Bearer <token>`")
-        user = await user_from_token(token.strip(), settings, session)
+        user = await user_from_token(token.strip(), settings, session, request.app.state.user_cache)
         request.state.auth_method = "token"
     elif key_id:
         user = await _user_from_signature(request, key_id, settings, session)
@@ -247,6 +301,7 @@ __all__ = [
     "RequestId",
     "SessionDep",
     "SettingsDep",
+    "UserCache",
     "get_current_user",
     "get_database",
     "get_session",

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     access_token_expire_seconds: int = Field(default=3600, ge=30, le=7 * 24 * 3600)
     api_key_master_key: SecretStr | None = None
     signature_window_seconds: float = Field(default=5.0, gt=0, le=300)
+    # How long an authenticated user is served from memory; a deactivation or role change
+    # made through another backend process takes effect within this time (0: always read).
+    auth_cache_ttl_s: float = Field(default=2.0, ge=0, le=60)
     password_min_length: int = Field(default=8, ge=6, le=128)
     # argon2id cost (RFC 9106 "low memory" profile by default); the floors keep it sound.
     argon2_time_cost: int = Field(default=3, ge=1, le=20)

@@ -116,6 +116,8 @@ async def test_admin_user_management(make_user) -> None:
     admin = await make_user(admin=True)
     users = (await admin.get("/api/v1/admin/users")).json()
     assert {u["username"] for u in users} == {trader.username, admin.username}
+    # The trader is remembered by the user cache; deactivating him drops that at once.
+    assert (await trader.get("/api/v1/auth/me")).status_code == 200
     r = await admin.patch(f"/api/v1/admin/users/{trader.user_id}", json={"is_active": False})
     assert r.status_code == 200
     assert r.json()["is_active"] is False

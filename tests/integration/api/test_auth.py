@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from hft.api.security import encode_token
@@ -175,8 +177,11 @@ async def test_alg_none_token_is_rejected(client: httpx.AsyncClient, make_user) 
 
 
 async def test_deactivated_user_token_stops_working(
-    client: httpx.AsyncClient, make_user, db: Database
+    client: httpx.AsyncClient, make_user, db: Database, app: FastAPI
 ) -> None:
+    # Deactivated behind this process's back (as `hft user set-active` does): the
+    # remembered user serves until its entry expires, then the token stops working.
+    app.state.user_cache.ttl = 0.05
     user = await make_user()
     assert (await user.get("/api/v1/auth/me")).status_code == 200
     async with db.session() as session:
@@ -184,6 +189,7 @@ async def test_deactivated_user_token_stops_working(
         assert row is not None
         row.is_active = False
         await session.commit()
+    await asyncio.sleep(0.1)
     assert (await user.get("/api/v1/auth/me")).status_code == 401
     r = await client.post(
         "/api/v1/auth/token", data={"username": user.username, "password": user.password}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -66,6 +66,7 @@ async def admin_update_user(
     body: UserUpdate,
     admin: AdminUser,
     session: SessionDep,
+    request: Request,
     ip: ClientIp,
     request_id: RequestId,
 ) -> UserAdminView:
@@ -84,6 +85,7 @@ async def admin_update_user(
         if body.is_active is not None and body.is_active != user.is_active:
             changes["is_active"] = {"from": user.is_active, "to": body.is_active}
             user.is_active = body.is_active
+        request.app.state.user_cache.forget(user.id)
         if changes:
             audit.record(
                 session,

@@ -241,13 +241,16 @@ async def change_password(
     """Needs the current password (403 `wrong_password` otherwise) and a login token,
     not an API key. The new password follows the registration policy (422 codes)."""
     _require_token_auth(request)
-    if not await passwords.verify(user.password_hash, body.current_password):
+    # The hash as stored now, not as remembered by the user cache.
+    stored = await session.get(User, user.id)
+    if stored is None or not await passwords.verify(stored.password_hash, body.current_password):
         AUTH_FAILURES.labels("bad_password").inc()
         raise ApiError(403, "wrong_password", "the current password is wrong", "current_password")
     check_password_policy(user.username, body.new_password, settings.password_min_length)
     new_hash = await passwords.hash(body.new_password)
     async with write_transaction(session):
         await session.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
+        request.app.state.user_cache.forget(user.id)
         audit.record(session, "auth.password_change", user_id=user.id, ip=ip, request_id=request_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

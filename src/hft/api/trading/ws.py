@@ -284,7 +284,7 @@ async def _authenticate(ws: WebSocket, conn: Connection, token: object) -> dict[
     app = ws.app
     async with app.state.db.session() as session:
         try:
-            user = await user_from_token(token, app.state.settings, session)
+            user = await user_from_token(token, app.state.settings, session, app.state.user_cache)
         except ApiError as exc:
             return _error(exc.code, exc.message, "token")
         account_id = (
