@@ -54,6 +54,10 @@ class TradingSettings(BaseModel):
     reconcile_interval_s: float = Field(default=5.0, gt=0)
     projection_batch: int = Field(default=500, ge=1, le=100_000)
     engine_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # New orders go to the engine in batches of at most this many, with at most
+    # `engine_batches_in_flight` batches awaiting the engine's answer at a time.
+    engine_batch_max: int = Field(default=256, ge=1, le=10_000)
+    engine_batches_in_flight: int = Field(default=2, ge=1, le=64)
     # WebSocket fan-out: per-connection queue bound (a client this far behind is dropped)
     ws_queue_size: int = Field(default=1000, ge=10)
     ws_heartbeat_s: float = Field(default=15.0, gt=0)

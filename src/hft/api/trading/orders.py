@@ -288,7 +288,7 @@ async def create_order(
         post_only=spec.post_only,
     )
     try:
-        resp = await rt.call("submit_order", lambda: rt.client.submit_order(req))
+        resp = await rt.call("submit_order", lambda: rt.sender.submit(req))
     except EngineUnavailable:
         raise engine_unavailable(
             f"the matching engine did not answer; order {order_id} is pending_new and will "

@@ -20,6 +20,7 @@ from hft.api.trading.entry import OrderEntry
 from hft.api.trading.projection import FeeSchedule, Projection
 from hft.api.trading.recent import RecentOrders
 from hft.api.trading.repo import effective_limits, limit_rows
+from hft.api.trading.sender import OrderSender
 from hft.db.models.trading import InstrumentRow
 from hft.db.session import Database, write_transaction
 from hft.engine.client import EngineClient, EngineUnavailable, ExecutionSubscriber
@@ -88,6 +89,12 @@ class TradingRuntime:
         self._engine_state = "unavailable"
         self._limits_cache: dict[int, tuple[float, RiskLimits, bool]] = {}
         self.entry = OrderEntry(self)
+        self.sender = OrderSender(
+            self.client.submit_orders,
+            self.client.submit_order,
+            max_batch=trading.engine_batch_max,
+            max_in_flight=trading.engine_batches_in_flight,
+        )
         self.recent = RecentOrders(lambda: self.instruments)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
@@ -216,6 +223,7 @@ class TradingRuntime:
 
     async def stop(self) -> None:
         await self.entry.stop()
+        await self.sender.close()
         await self.projection.stop()
         for task in self._tasks:
             task.cancel()
