@@ -16,15 +16,16 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hft.api.audit import record
-from hft.db.models.auth import Account
+from hft.api.audit import audit_values
+from hft.db.base import utcnow
+from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
-from hft.db.session import lock_account, write_transaction
+from hft.db.session import write_transaction
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
 from hft.services.orders import OPEN_STATUSES
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hft.api.trading.entry")
 
 MAX_BATCH = 256
+
+_ORDERS = cast(Table, OrderRow.__table__)
+_AUDIT = cast(Table, AuditEntry.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
 
 
 class AccountMissingError(Exception):
@@ -53,7 +58,7 @@ class EntryRequest:
     audit: dict[str, Any]
     ip: str | None
     request_id: str | None
-    future: asyncio.Future[OrderRow] = field(
+    future: asyncio.Future[Written] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -79,7 +84,7 @@ class OrderEntry:
             if not item.future.done():
                 item.future.set_exception(RuntimeError("the backend is stopping"))
 
-    async def submit(self, item: EntryRequest) -> OrderRow:
+    async def submit(self, item: EntryRequest) -> Written:
         """Write the order (risk-checked); raises ServiceError (risk), IntegrityError
         (client_order_id taken) or AccountMissingError."""
         if self._task is None or self._task.done():
@@ -116,54 +121,72 @@ class OrderEntry:
                         item.future.set_exception(exc)
 
     async def _write(self, batch: list[EntryRequest]) -> None:
+        # Core statements, not the ORM unit of work: the batch is a handful of set-based
+        # statements whatever its size, and no per-row ORM state is built.
         rt = self.rt
-        results: list[tuple[EntryRequest, OrderRow | BaseException]] = []
-        accounts: dict[int, Account] = {}
-        accepted: list[tuple[EntryRequest, OrderRow]] = []
+        results: list[tuple[EntryRequest, Written | BaseException]] = []
+        accepted: list[tuple[EntryRequest, dict[str, Any]]] = []
         async with rt.db.session() as session, write_transaction(session):
             ids = sorted({int(i.values["account_id"]) for i in batch})
-            # Row locks in ascending account id, like the projection, so the two can
-            # never deadlock on PostgreSQL.
-            for account_id in ids:
-                locked = await lock_account(session, account_id)
-                if locked is not None:
-                    accounts[account_id] = locked
+            accounts = await lock_accounts(session, ids)
             exposure = await open_exposure_many(session, list(accounts))
             positions = await positions_many(session, list(accounts))
+            changed: set[int] = set()
             for item in batch:
                 account = accounts.get(int(item.values["account_id"]))
                 if account is None:
                     results.append((item, AccountMissingError()))
                     continue
-                order = OrderRow(**item.values)
+                values = dict(item.values)
                 if item.check_risk:
                     try:
                         reserve = await self._check(
-                            session, account, order, item.inst, exposure, positions
+                            session, account, values, item.inst, exposure, positions
                         )
                     except ServiceError as exc:
                         results.append((item, exc))
                         continue
-                    order.reserved = reserve
-                    account.reserved_cash = account.reserved_cash + reserve
+                    values["reserved"] = reserve
+                    if reserve:
+                        account.reserved_cash += reserve
+                        changed.add(account.id)
                     exp = exposure.setdefault(account.id, Exposure())
                     exp.count += 1
-                    key = (order.symbol, order.side)
-                    exp.leaves[key] = exp.leaves.get(key, 0) + order.quantity_lots
-                session.add(order)
-                accepted.append((item, order))
-                results.append((item, order))
-            # One multi-row INSERT for the batch; the audit rows need the order ids.
-            await session.flush()
-            for item, order in accepted:
-                record(
-                    session,
-                    "order.create",
-                    user_id=item.user_id,
-                    target=f"order:{order.id}",
-                    details=item.audit,
-                    ip=item.ip,
-                    request_id=item.request_id,
+                    key = (values["symbol"], values["side"])
+                    exp.leaves[key] = exp.leaves.get(key, 0) + values["quantity_lots"]
+                accepted.append((item, values))
+            if accepted:
+                inserted = await session.execute(
+                    insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True),
+                    [values for _, values in accepted],
+                )
+                order_ids = [int(row[0]) for row in inserted]
+                now = utcnow()
+                await session.execute(
+                    insert(_AUDIT),
+                    [
+                        audit_values(
+                            now,
+                            "order.create",
+                            user_id=item.user_id,
+                            target=f"order:{order_id}",
+                            details=item.audit,
+                            ip=item.ip,
+                            request_id=item.request_id,
+                        )
+                        for (item, _), order_id in zip(accepted, order_ids, strict=True)
+                    ],
+                )
+                results += [
+                    (item, Written(order_id, values["status"]))
+                    for (item, values), order_id in zip(accepted, order_ids, strict=True)
+                ]
+            if changed:
+                await session.execute(
+                    update(_ACCOUNTS)
+                    .where(_ACCOUNTS.c.id == bindparam("b_id"))
+                    .values(reserved_cash=bindparam("b_reserved")),
+                    [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(changed)],
                 )
         self.batches += 1
         self.orders += len(batch)
@@ -178,8 +201,8 @@ class OrderEntry:
     async def _check(
         self,
         session: Any,
-        account: Account,
-        order: OrderRow,
+        account: LockedAccount,
+        values: dict[str, Any],
         inst: InstrumentInfo,
         exposure: dict[int, Exposure],
         positions: dict[tuple[int, str], Decimal],
@@ -187,19 +210,20 @@ class OrderEntry:
         rt = self.rt
         exp = exposure.get(account.id) or Exposure()
         limits, halted = await rt.limits_for(session, account.id)
+        symbol = values["symbol"]
         snapshot = AccountSnapshot(
             cash=account.cash,
             reserved=account.reserved_cash,
             trading_enabled=account.trading_enabled,
-            position=positions.get((account.id, order.symbol), Decimal(0)),
-            open_buy=inst.quantity(exp.leaves.get((order.symbol, "buy"), 0)),
-            open_sell=inst.quantity(exp.leaves.get((order.symbol, "sell"), 0)),
+            position=positions.get((account.id, symbol), Decimal(0)),
+            open_buy=inst.quantity(exp.leaves.get((symbol, "buy"), 0)),
+            open_sell=inst.quantity(exp.leaves.get((symbol, "sell"), 0)),
             open_orders=exp.count,
         )
         return check_order(
-            side=order.side,
-            price_ticks=order.price_ticks,
-            quantity_lots=order.quantity_lots,
+            side=values["side"],
+            price_ticks=values["price_ticks"],
+            quantity_lots=values["quantity_lots"],
             inst=inst,
             account=snapshot,
             limits=limits,
@@ -207,6 +231,40 @@ class OrderEntry:
             taker_fee_bps=rt.settings.taker_fee_bps,
             places=rt.settings.money_decimals,
         )
+
+
+@dataclass(slots=True)
+class Written:
+    """A committed new order: its id and status (`pending_new`, or `rejected` when it
+    was refused without reaching the engine)."""
+
+    id: int
+    status: str
+
+
+@dataclass(slots=True)
+class LockedAccount:
+    """An account's risk-relevant columns, read under its row lock."""
+
+    id: int
+    cash: Decimal
+    reserved_cash: Decimal
+    trading_enabled: bool
+
+
+async def lock_accounts(session: Any, account_ids: list[int]) -> dict[int, LockedAccount]:
+    """Lock the accounts (ascending id, like every writer, so PostgreSQL cannot deadlock)
+    and read what risk needs; one statement."""
+    if not account_ids:
+        return {}
+    acc = _ACCOUNTS
+    rows = await session.execute(
+        select(acc.c.id, acc.c.cash, acc.c.reserved_cash, acc.c.trading_enabled)
+        .where(acc.c.id.in_(account_ids))
+        .order_by(acc.c.id)
+        .with_for_update()
+    )
+    return {int(r[0]): LockedAccount(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
 
 
 @dataclass
@@ -252,4 +310,4 @@ async def positions_many(session: Any, account_ids: list[int]) -> dict[tuple[int
     return {(int(a), s): q for a, s, q in rows}
 
 
-__all__ = ["AccountMissingError", "EntryRequest", "OrderEntry", "RiskRejectedError"]
+__all__ = ["AccountMissingError", "EntryRequest", "OrderEntry", "RiskRejectedError", "Written"]
