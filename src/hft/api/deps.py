@@ -55,12 +55,33 @@ class UserCache:
     Entries live `ttl` seconds. A change made through this process (deactivation, role,
     password) drops the entry at once; another backend process sees it within `ttl`.
     Each hit returns a new detached `User`, so no request can change another's copy.
+
+    It also remembers tokens whose signature and claims were verified (the exact token
+    string, until its `exp`), so a client reusing its token is not re-verified each time.
     """
 
     def __init__(self, ttl: float = 2.0, capacity: int = 100_000) -> None:
         self.ttl = ttl
         self.capacity = capacity
         self._entries: dict[int, tuple[float, dict[str, object]]] = {}
+        self._tokens: dict[str, tuple[int, int]] = {}
+
+    def token_user(self, token: str) -> int | None:
+        """The user id of a token verified before and not expired since, else None."""
+        hit = self._tokens.get(token)
+        if hit is None:
+            return None
+        if time.time() >= hit[1]:
+            del self._tokens[token]
+            return None
+        return hit[0]
+
+    def remember_token(self, token: str, user_id: int, expires: int) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._tokens) >= self.capacity:
+            self._tokens.clear()
+        self._tokens[token] = (user_id, expires)
 
     def get(self, user_id: int) -> User | None:
         entry = self._entries.get(user_id)
@@ -146,17 +167,22 @@ async def user_from_token(
 
     Raises ApiError 401 (`not_authenticated`) for a bad, expired or foreign token.
     """
-    try:
-        claims = decode_token(token, settings.jwt_key(), issuer=settings.jwt_issuer)
-    except AuthError as exc:
-        AUTH_FAILURES.labels(exc.code).inc()
-        raise not_authenticated(
-            "token has expired" if exc.code == "token_expired" else "invalid token"
-        ) from exc
-    cached = cache.get(claims.user_id) if cache is not None else None
+    user_id = cache.token_user(token) if cache is not None else None
+    if user_id is None:
+        try:
+            claims = decode_token(token, settings.jwt_key(), issuer=settings.jwt_issuer)
+        except AuthError as exc:
+            AUTH_FAILURES.labels(exc.code).inc()
+            raise not_authenticated(
+                "token has expired" if exc.code == "token_expired" else "invalid token"
+            ) from exc
+        user_id = claims.user_id
+        if cache is not None:
+            cache.remember_token(token, user_id, claims.expires_at)
+    cached = cache.get(user_id) if cache is not None else None
     if cached is not None:
         return cached
-    user = await session.get(User, claims.user_id)
+    user = await session.get(User, user_id)
     if user is None or not user.is_active:
         AUTH_FAILURES.labels("inactive_user").inc()
         raise not_authenticated("invalid token")

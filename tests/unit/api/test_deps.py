@@ -67,3 +67,20 @@ def test_capacity_bounds_memory() -> None:
         cache.put(_user(i))
     assert sum(cache.get(i) is not None for i in range(10)) <= 3
     assert cache.get(9) is not None
+
+
+def test_verified_tokens_are_remembered_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [5000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    cache = UserCache(ttl=2)
+    assert cache.token_user("tok") is None
+    cache.remember_token("tok", 7, expires=5010)
+    assert cache.token_user("tok") == 7
+    assert cache.token_user("tok2") is None
+    now[0] = 5009.9
+    assert cache.token_user("tok") == 7
+    now[0] = 5010.0
+    assert cache.token_user("tok") is None
+    off = UserCache(ttl=0)
+    off.remember_token("tok", 7, expires=6000)
+    assert off.token_user("tok") is None
