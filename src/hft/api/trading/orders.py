@@ -94,10 +94,6 @@ _TIF = {
 }
 
 
-# user id -> account id; the relation never changes once the account exists.
-_ACCOUNT_IDS: dict[int, int] = {}
-
-
 def engine_refused(exc: EngineRequestError) -> ApiError:
     """The engine refused a request before sequencing it: nothing changed there."""
     log.error("engine refused a request: %s", exc)
@@ -106,16 +102,17 @@ def engine_refused(exc: EngineRequestError) -> ApiError:
     )
 
 
-async def _account_id(session: Any, user_id: int) -> int:
-    cached = _ACCOUNT_IDS.get(user_id)
+async def _account_id(rt: TradingRuntime, session: Any, user_id: int) -> int:
+    # user id -> account id never changes once the account exists.
+    cached = rt.account_ids.get(user_id)
     if cached is not None:
         return cached
     account = await account_of_user(session, user_id)
     if account is None:
         raise ApiError(404, "account_not_found", "this user has no trading account")
-    if len(_ACCOUNT_IDS) > 100_000:
-        _ACCOUNT_IDS.clear()
-    _ACCOUNT_IDS[user_id] = account.id
+    if len(rt.account_ids) > 100_000:
+        rt.account_ids.clear()
+    rt.account_ids[user_id] = account.id
     return account.id
 
 
@@ -192,7 +189,7 @@ async def create_order(
         spec = validate_order(body, rt.instruments)
     except ServiceError as exc:
         raise api_error(exc) from None
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     if spec.client_order_id is not None:
         known = await order_by_client_id(session, account_id, spec.client_order_id)
         if known is not None:
@@ -338,7 +335,7 @@ async def list_orders(
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FastJSON:
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     stmt = select(OrderRow).where(OrderRow.account_id == account_id)
     if status == "open":
         stmt = stmt.where(OrderRow.status.in_(OPEN_STATUSES))
@@ -367,7 +364,7 @@ async def _order_or_404(session: Any, account_id: int, order_id: str) -> OrderRo
 async def get_order_by_client_id(
     client_order_id: str, user: CurrentUser, session: SessionDep, rt: RuntimeDep
 ) -> FastJSON:
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     order = (
         await order_by_client_id(session, account_id, client_order_id)
         if len(client_order_id) <= 64
@@ -388,7 +385,7 @@ async def get_order_by_client_id(
 async def get_order(
     order_id: str, user: CurrentUser, session: SessionDep, rt: RuntimeDep
 ) -> FastJSON:
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     order = await _order_or_404(session, account_id, order_id)
     fills = await fills_of(session, order.id)
     return FastJSON(order_public(order, rt.instruments.get(order.symbol), fills))
@@ -412,7 +409,7 @@ async def cancel_order(
     ip: ClientIp,
     request_id: RequestId,
 ) -> FastJSON:
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     order = await _order_or_404(session, account_id, order_id)
     if order.status not in OPEN_STATUSES:
         raise _not_open(order)
@@ -432,9 +429,12 @@ async def cancel_order(
         raise engine_unavailable() from None
     except EngineRequestError as exc:
         raise engine_refused(exc) from None
+    view = None
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)
-    view = await order_view(rt, oid, with_fills=True)
+        view = rt.recent.get(oid, resp.sequence)
+    if view is None:
+        view = await order_view(rt, oid, with_fills=True)
     if not resp.accepted and view["status"] not in ("canceled",):
         raise ApiError(409, "order_not_open", f"order {oid} is {view['status']}; not canceled")
     return FastJSON(view)
@@ -454,7 +454,7 @@ async def cancel_all(
     request_id: RequestId,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
 ) -> FastJSON:
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     if symbol and symbol not in rt.instruments:
         raise ApiError(422, "unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
     async with write_transaction(session):
@@ -520,7 +520,7 @@ async def amend_order(
     change or an increase re-queues it (and it may trade)."""
     body = await read_object(request)
     check_fields(body, _AMEND_FIELDS)
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     order = await _order_or_404(session, account_id, order_id)
     if order.status not in ("new", "partially_filled"):
         raise _not_open(order)
@@ -646,7 +646,7 @@ async def list_fills(
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FastJSON:
-    account_id = await _account_id(session, user.id)
+    account_id = await _account_id(rt, session, user.id)
     stmt = select(FillRow).where(FillRow.account_id == account_id)
     if symbol:
         stmt = stmt.where(FillRow.symbol == symbol)

@@ -88,6 +88,8 @@ class TradingRuntime:
         )
         self._engine_state = "unavailable"
         self._limits_cache: dict[int, tuple[float, RiskLimits, bool]] = {}
+        # user id -> account id (fixed once the account exists)
+        self.account_ids: dict[int, int] = {}
         self.entry = OrderEntry(self)
         self.sender = OrderSender(
             self.client.submit_orders,
