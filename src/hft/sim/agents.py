@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hft.sim.client import ApiError, UserSession
 from hft.sim.market import (
@@ -45,6 +45,7 @@ from hft.sim.market import (
 log = logging.getLogger("hft.sim")
 
 OPEN_STATUSES = frozenset({"pending_new", "new", "partially_filled"})
+P = TypeVar("P")  # per-symbol parameters of a MultiSymbolAgent
 
 
 class TokenBucket:
@@ -494,11 +495,8 @@ class MarketMaker(Agent):
         self.live.pop(action.slot, None)
 
 
-class NoiseTrader(Agent):
-    """Sends random market and limit orders on random symbols; cancels stale limit orders."""
-
-    kind = "noise"
-    lanes = 3
+class MultiSymbolAgent(Agent, Generic[P]):
+    """An agent trading every symbol of `markets`, with parameters per symbol."""
 
     def __init__(
         self,
@@ -509,22 +507,33 @@ class NoiseTrader(Agent):
         stats: SimStats,
         stop: asyncio.Event,
         markets: dict[str, SymbolMarket],
-        params: dict[str, NoiseParams],
-        *,
-        order_lifetime: float = 30.0,
-        max_open: int = 10,
+        params: dict[str, P],
     ) -> None:
         super().__init__(name, session, rng, limiter, stats, stop)
         self.markets = markets
         self.symbols = sorted(markets)
         self.params = params
-        self.order_lifetime = order_lifetime
-        self.max_open = max_open
-        self.open: deque[tuple[float, str]] = deque()
 
     def spec_for(self, symbol: str) -> InstrumentSpec | None:
         market = self.markets.get(symbol)
         return market.spec if market else None
+
+
+class NoiseTrader(MultiSymbolAgent[NoiseParams]):
+    """Sends random market and limit orders on random symbols; cancels stale limit orders."""
+
+    kind = "noise"
+    lanes = 3
+
+    def __init__(
+        self, *args: Any, order_lifetime: float = 30.0, max_open: int = 10, **kwargs: Any
+    ) -> None:
+        """MultiSymbolAgent's arguments, plus how long a limit order may rest and how many
+        may be open before the oldest is canceled."""
+        super().__init__(*args, **kwargs)
+        self.order_lifetime = order_lifetime
+        self.max_open = max_open
+        self.open: deque[tuple[float, str]] = deque()
 
     async def start(self) -> None:
         await self.cancel_leftovers(None)
@@ -566,33 +575,15 @@ class NoiseTrader(Agent):
                     self.note_error(err, "cancel")
 
 
-class MomentumTrader(Agent):
+class MomentumTrader(MultiSymbolAgent[MomentumParams]):
     """Follows short-vs-long moving averages of recent trade prices with market orders."""
 
     kind = "momentum"
 
-    def __init__(
-        self,
-        name: str,
-        session: UserSession,
-        rng: random.Random,
-        limiter: TokenBucket,
-        stats: SimStats,
-        stop: asyncio.Event,
-        markets: dict[str, SymbolMarket],
-        params: dict[str, MomentumParams],
-        *,
-        interval: float = 2.0,
-    ) -> None:
-        super().__init__(name, session, rng, limiter, stats, stop)
-        self.markets = markets
-        self.symbols = sorted(markets)
-        self.params = params
+    def __init__(self, *args: Any, interval: float = 2.0, **kwargs: Any) -> None:
+        """MultiSymbolAgent's arguments, plus the mean pause between decisions."""
+        super().__init__(*args, **kwargs)
         self.interval = interval
-
-    def spec_for(self, symbol: str) -> InstrumentSpec | None:
-        market = self.markets.get(symbol)
-        return market.spec if market else None
 
     async def step(self) -> None:
         await self.sleep(self.interval * (0.5 + self.rng.random()))
