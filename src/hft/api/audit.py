@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hft.db.base import utcnow
 from hft.db.models.auth import AuditEntry
+from hft.db.session import Database, write_transaction
 
 
 def record(
@@ -61,4 +65,85 @@ def audit_values(
     }
 
 
-__all__ = ["audit_values", "record"]
+class AuditWriter:
+    """Group commit for audit entries that stand alone (not part of another change, such
+    as the intent to cancel an order): whatever is waiting is written in one serialized
+    write transaction, so concurrent requests share the commit and its fsync.
+
+    `write` returns once the entry is committed and raises what the commit raised.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 512) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def write(
+        self,
+        action: str,
+        *,
+        user_id: int | None = None,
+        target: str | None = None,
+        details: dict[str, Any] | None = None,
+        ip: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        values = audit_values(
+            utcnow(),
+            action,
+            user_id=user_id,
+            target=target,
+            details=details,
+            ip=ip,
+            request_id=request_id,
+        )
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((values, fut))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="audit-writer")
+        self._wakeup.set()
+        await fut
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        waiting, self._waiting = self._waiting, []
+        for _, fut in waiting:
+            if not fut.done():
+                fut.set_exception(RuntimeError("the backend is stopping"))
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._waiting:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            try:
+                async with self.db.session() as session, write_transaction(session):
+                    await session.execute(insert(_AUDIT), [values for values, _ in batch])
+                self.batches += 1
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            except BaseException as exc:  # cancelled while writing: nobody will retry it
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(RuntimeError("the backend is stopping"))
+                raise exc
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
+
+
+_AUDIT = cast(Table, AuditEntry.__table__)
+
+__all__ = ["AuditWriter", "audit_values", "record"]

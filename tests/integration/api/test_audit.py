@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -133,3 +135,32 @@ async def test_admin_user_management(make_user) -> None:
     assert r.status_code == 401
     audit_rows = (await admin.get("/api/v1/admin/audit", params={"action": "user.update"})).json()
     assert audit_rows[0]["target"] == f"user:{trader.user_id}"
+
+
+async def test_audit_writer_shares_commits_and_reports_failures(make_user, db: Database) -> None:
+    user = await make_user()
+    uid = int(user.user_id)
+    writer = audit.AuditWriter(db)
+    try:
+        await asyncio.gather(
+            *(writer.write("order.cancel", user_id=uid, target=f"order:{i}") for i in range(20))
+        )
+        # All twenty were waiting before the first commit began: fewer commits than entries.
+        assert 1 <= writer.batches < 20
+        rows = [e for e in await _entries(db) if e.action == "order.cancel"]
+        assert sorted(e.target for e in rows) == sorted(f"order:{i}" for i in range(20))
+        # An entry the database refuses (no such user) fails its writers and persists none
+        # of its batch; the writer goes on.
+        results = await asyncio.gather(
+            writer.write("order.cancel", user_id=999_999_999, target="order:x"),
+            writer.write("order.cancel", user_id=uid, target="order:y"),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, Exception) for r in results), results
+        targets = {e.target for e in await _entries(db)}
+        assert "order:x" not in targets
+        assert "order:y" not in targets
+        await writer.write("order.cancel", user_id=uid, target="order:z")
+        assert "order:z" in {e.target for e in await _entries(db)}
+    finally:
+        await writer.close()

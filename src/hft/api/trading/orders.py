@@ -414,15 +414,10 @@ async def cancel_order(
     if order.status not in OPEN_STATUSES:
         raise _not_open(order)
     oid = order.id
-    async with write_transaction(session):
-        record(
-            session,
-            "order.cancel",
-            user_id=user.id,
-            target=f"order:{oid}",
-            ip=ip,
-            request_id=request_id,
-        )
+    await session.commit()
+    await rt.audit.write(
+        "order.cancel", user_id=user.id, target=f"order:{oid}", ip=ip, request_id=request_id
+    )
     try:
         resp = await rt.call("cancel_order", lambda: rt.client.cancel_order(oid, account_id))
     except EngineUnavailable:
@@ -457,16 +452,15 @@ async def cancel_all(
     account_id = await _account_id(rt, session, user.id)
     if symbol and symbol not in rt.instruments:
         raise ApiError(422, "unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
-    async with write_transaction(session):
-        record(
-            session,
-            "order.cancel_all",
-            user_id=user.id,
-            target=f"account:{account_id}",
-            details={"symbol": symbol},
-            ip=ip,
-            request_id=request_id,
-        )
+    await session.commit()
+    await rt.audit.write(
+        "order.cancel_all",
+        user_id=user.id,
+        target=f"account:{account_id}",
+        details={"symbol": symbol},
+        ip=ip,
+        request_id=request_id,
+    )
     try:
         resp = await rt.call("cancel_all", lambda: rt.client.cancel_all(account_id, symbol or ""))
     except EngineUnavailable:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hft.api.audit import AuditWriter
 from hft.api.trading import metrics
 from hft.api.trading.config import TradingSettings
 from hft.api.trading.entry import OrderEntry
@@ -91,6 +92,7 @@ class TradingRuntime:
         # user id -> account id (fixed once the account exists)
         self.account_ids: dict[int, int] = {}
         self.entry = OrderEntry(self)
+        self.audit = AuditWriter(db)
         self.sender = OrderSender(
             self.client.submit_orders,
             self.client.submit_order,
@@ -226,6 +228,7 @@ class TradingRuntime:
     async def stop(self) -> None:
         await self.entry.stop()
         await self.sender.close()
+        await self.audit.close()
         await self.projection.stop()
         for task in self._tasks:
             task.cancel()
