@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hft.api.audit import audit_values
@@ -157,13 +157,13 @@ class OrderEntry:
                 accepted.append((item, values))
             if accepted:
                 inserted = await session.execute(
-                    insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True),
+                    _INSERT_ORDERS,
                     [values for _, values in accepted],
                 )
                 order_ids = [int(row[0]) for row in inserted]
                 now = utcnow()
                 await session.execute(
-                    insert(_AUDIT),
+                    _INSERT_AUDIT,
                     [
                         audit_values(
                             now,
@@ -183,9 +183,7 @@ class OrderEntry:
                 ]
             if changed:
                 await session.execute(
-                    update(_ACCOUNTS)
-                    .where(_ACCOUNTS.c.id == bindparam("b_id"))
-                    .values(reserved_cash=bindparam("b_reserved")),
+                    _SET_RESERVED,
                     [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(changed)],
                 )
         self.batches += 1
@@ -257,13 +255,7 @@ async def lock_accounts(session: Any, account_ids: list[int]) -> dict[int, Locke
     and read what risk needs; one statement."""
     if not account_ids:
         return {}
-    acc = _ACCOUNTS
-    rows = await session.execute(
-        select(acc.c.id, acc.c.cash, acc.c.reserved_cash, acc.c.trading_enabled)
-        .where(acc.c.id.in_(account_ids))
-        .order_by(acc.c.id)
-        .with_for_update()
-    )
+    rows = await session.execute(_LOCK_ACCOUNTS, {"ids": account_ids})
     return {int(r[0]): LockedAccount(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
 
 
@@ -280,17 +272,7 @@ async def open_exposure_many(session: Any, account_ids: list[int]) -> dict[int, 
     out: dict[int, Exposure] = {}
     if not account_ids:
         return out
-    rows = await session.execute(
-        select(
-            OrderRow.account_id,
-            OrderRow.symbol,
-            OrderRow.side,
-            func.count(),
-            func.sum(OrderRow.leaves_lots),
-        )
-        .where(OrderRow.account_id.in_(account_ids), OrderRow.status.in_(OPEN_STATUSES))
-        .group_by(OrderRow.account_id, OrderRow.symbol, OrderRow.side)
-    )
+    rows = await session.execute(_OPEN_EXPOSURE, {"ids": account_ids})
     for account_id, symbol, side, n, leaves in rows:
         exp = out.setdefault(int(account_id), Exposure())
         exp.count += int(n)
@@ -302,12 +284,39 @@ async def positions_many(session: Any, account_ids: list[int]) -> dict[tuple[int
     """Signed position quantities of several accounts (one query)."""
     if not account_ids:
         return {}
-    rows = await session.execute(
-        select(PositionRow.account_id, PositionRow.symbol, PositionRow.quantity).where(
-            PositionRow.account_id.in_(account_ids)
-        )
-    )
+    rows = await session.execute(_POSITIONS, {"ids": account_ids})
     return {(int(a), s): q for a, s, q in rows}
+
+
+# Built once: constructing a statement costs more than running it on a small batch.
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_LOCK_ACCOUNTS = (
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.cash, _ACCOUNTS.c.reserved_cash, _ACCOUNTS.c.trading_enabled)
+    .where(_ACCOUNTS.c.id.in_(_IDS))
+    .order_by(_ACCOUNTS.c.id)
+    .with_for_update()
+)
+_OPEN_EXPOSURE = (
+    select(
+        OrderRow.account_id,
+        OrderRow.symbol,
+        OrderRow.side,
+        func.count(),
+        func.sum(OrderRow.leaves_lots),
+    )
+    .where(OrderRow.account_id.in_(_IDS), OrderRow.status.in_(OPEN_STATUSES))
+    .group_by(OrderRow.account_id, OrderRow.symbol, OrderRow.side)
+)
+_POSITIONS = select(PositionRow.account_id, PositionRow.symbol, PositionRow.quantity).where(
+    PositionRow.account_id.in_(_IDS)
+)
+_SET_RESERVED = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("b_id"))
+    .values(reserved_cash=bindparam("b_reserved"))
+)
+_INSERT_ORDERS = insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True)
+_INSERT_AUDIT = insert(_AUDIT)
 
 
 __all__ = ["AccountMissingError", "EntryRequest", "OrderEntry", "RiskRejectedError", "Written"]
