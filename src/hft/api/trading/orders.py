@@ -410,10 +410,23 @@ async def cancel_order(
     request_id: RequestId,
 ) -> FastJSON:
     account_id = await _account_id(rt, session, user.id)
-    order = await _order_or_404(session, account_id, order_id)
-    if order.status not in OPEN_STATUSES:
-        raise _not_open(order)
-    oid = order.id
+    parsed = parse_id(order_id)
+    found = (
+        None
+        if parsed is None
+        else (
+            await session.execute(
+                select(OrderRow.status).where(
+                    OrderRow.id == parsed, OrderRow.account_id == account_id
+                )
+            )
+        ).scalar_one_or_none()
+    )
+    if parsed is None or found is None:
+        raise ApiError(404, "order_not_found", "no such order")
+    oid = parsed
+    if found not in OPEN_STATUSES:
+        raise ApiError(409, "order_not_open", f"order {oid} is {found}")
     await session.commit()
     await rt.audit.write(
         "order.cancel", user_id=user.id, target=f"order:{oid}", ip=ip, request_id=request_id
