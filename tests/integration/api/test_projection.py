@@ -1,13 +1,24 @@
 """The projection: passive fills while the backend is down land exactly once on restart;
-re-applying events the cursor has passed changes nothing."""
+re-applying events the cursor has passed changes nothing; batching, replays, failures and
+racing processes never change what lands; a hand-worked script to the cent."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import zip_longest
+from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hft.api.app import create_app
+from hft.api.trading.projection import AppliedBatch, Projection, ns_to_datetime
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     engine_fixture,
     place,
@@ -15,9 +26,22 @@ from hft.api.trading.testing import (  # noqa: F401 - fixtures
     trading_overrides_fixture,
     with_trading_fixture,
 )
-from hft.db.models.trading import EngineCursor, FillRow
+from hft.bench import projection as bench
+from hft.db.base import Base
+from hft.db.models.auth import Account
+from hft.db.models.trading import (
+    CandleRow,
+    EngineCursor,
+    FillRow,
+    InstrumentRow,
+    OrderRow,
+    PositionRow,
+    TradeRow,
+)
+from hft.db.session import create_engine, make_sessionmaker, write_transaction
 from hft.engine.client import EngineClient, ExecutionSubscriber, order_request
 from hft.engine.pb import engine_pb2 as pb
+from hft.services.risk import reservation
 
 D = Decimal
 
@@ -96,3 +120,366 @@ async def test_reapplying_old_events_changes_nothing(app, engine, make_user):
     assert cursor.sequence >= events[-1].sequence
     pf = (await bob.get("/api/v1/portfolio")).json()
     assert pf["positions"][0]["quantity"] == "5"
+
+
+# ---------------------------------------------------------------- applier, on the database
+# The tests below drive `Projection._apply` directly with execution events (no engine):
+# the seeded stream of `hft bench projection`, or events written by hand.
+
+T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
+
+
+@pytest.fixture
+async def second_db_url(db_url, tmp_path, postgres_server) -> AsyncIterator[str]:
+    """Another fresh database of the same kind as `db_url` (for a reference run)."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'reference.db'}"
+        return
+    url = await postgres_server.acquire()
+    try:
+        yield url
+    finally:
+        await postgres_server.release(url)
+
+
+@asynccontextmanager
+async def _database(url: str, stream: bench.Stream) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(url, pool_size=2)
+    try:
+        await bench.prepare(engine, stream)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _projection(engine: AsyncEngine) -> Projection:
+    return bench.projection_for(make_sessionmaker(engine))
+
+
+TABLES = ("accounts", "orders", "fills", "positions", "trades", "candles", "instruments")
+
+
+async def _dump(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row the projection writes, in key order (wall-clock stamps left out)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with engine.connect() as conn:
+        for name in (*TABLES, "engine_cursor"):
+            table = Base.metadata.tables[name]
+            cols = [
+                c
+                for c in table.c
+                if not (c.name in ("updated_at", "created_at") and name != "orders")
+            ]
+            rows = await conn.execute(select(*cols).order_by(*table.primary_key.columns))
+            out[name] = [tuple(r) for r in rows]
+    return out
+
+
+async def _reference(url: str, stream: bench.Stream) -> dict[str, list[tuple[Any, ...]]]:
+    """The database after applying the stream one command per batch."""
+    async with _database(url, stream) as engine:
+        projection = _projection(engine)
+        for command in stream.commands:
+            assert await projection._apply(command) is not None
+        return await _dump(engine)
+
+
+def _columns(row: Any, table: str) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in Base.metadata.tables[table].c}
+
+
+async def _check_listener_batch(engine: AsyncEngine, out: AppliedBatch) -> None:
+    """What listeners got is what the batch committed."""
+    async with make_sessionmaker(engine)() as s:
+        for oid, order in out.orders.items():
+            assert oid == order.id
+            stored = await s.get(OrderRow, oid)
+            assert _columns(order, "orders") == _columns(stored, "orders")
+        for fill in out.fills:
+            stored_fill = await s.get(FillRow, fill.id)
+            assert _columns(fill, "fills") == _columns(stored_fill, "fills")
+        for account_id, (cash, reserved) in out.account_values.items():
+            account = await s.get(Account, account_id)
+            assert account is not None
+            assert (cash, reserved) == (account.cash, account.reserved_cash)
+        assert set(out.account_values) == out.accounts
+        for candle in out.candles:
+            stored_candle = await s.get(CandleRow, (candle.symbol, candle.interval, candle.start))
+            assert _columns(candle, "candles") == _columns(stored_candle, "candles")
+
+
+async def test_batch_size_changes_nothing_and_listeners_get_the_committed_rows(
+    db_url, second_db_url
+):
+    stream = bench.make_stream(300, seed=5)
+    want = await _reference(second_db_url, stream)
+    assert len(want["fills"]) > 100
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        fills = 0
+        for group in bench.batches(stream.commands, 64):
+            out = await projection._apply(group)
+            assert out is not None
+            await _check_listener_batch(engine, out)
+            fills += len(out.fills)
+        assert fills == len(want["fills"])
+        assert await _dump(engine) == want
+
+
+async def test_events_are_applied_exactly_once_whatever_the_batches_repeat(db_url, second_db_url):
+    stream = bench.make_stream(120, seed=9)
+    want = await _reference(second_db_url, stream)
+    c = stream.commands
+    flat = [ev for command in c for ev in command]
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        # The first batch creates the cursor row.
+        assert await projection._apply([*c[0], *c[1]]) is not None
+        # Already applied: nothing happens and listeners are not called.
+        assert await projection._apply(c[1]) is None
+        # A batch that starts before the cursor applies only what is past it.
+        overlap = await projection._apply([*c[0], *c[1], *c[2], *c[3]])
+        assert overlap is not None
+        # A restarted stream may deliver commands again within one batch.
+        assert await projection._apply([*c[4], *c[5], *c[4], *c[5], *c[6]]) is not None
+        # A cursor in the middle of a command: the rest of it still applies.
+        partial = [ev for ev in flat if ev.sequence > 6]
+        first_multi = next(i for i, ev in enumerate(partial) if not ev.last_in_sequence)
+        assert await projection._apply(partial[: first_multi + 1]) is not None
+        assert await projection._apply(partial) is not None
+        assert await projection._apply(flat) is None
+        assert await _dump(engine) == want
+
+
+async def test_failed_batch_leaves_no_trace_and_its_retry_applies_it(db_url, second_db_url):
+    stream = bench.make_stream(60, seed=2)
+    want = await _reference(second_db_url, stream)
+    trade = next(
+        ev for command in stream.commands for ev in command if ev.type == pb.EVENT_TYPE_TRADE
+    )
+    blocker = {
+        "trade_id": trade.trade_id,
+        "symbol": trade.symbol,
+        "price": D(1),
+        "quantity": D(1),
+        "taker_side": "buy",
+        "sequence": 0,
+        "time": datetime(2020, 1, 1, tzinfo=UTC),
+    }
+    async with _database(db_url, stream) as engine:
+        maker = make_sessionmaker(engine)
+        async with maker() as s, write_transaction(s):
+            await s.execute(insert(TradeRow), blocker)
+        before = await _dump(engine)
+        projection = _projection(engine)
+        with pytest.raises(IntegrityError):
+            await projection._apply([ev for command in stream.commands for ev in command])
+        assert await _dump(engine) == before
+        async with maker() as s, write_transaction(s):
+            await s.execute(delete(TradeRow).where(TradeRow.trade_id == trade.trade_id))
+        assert await projection._apply([ev for command in stream.commands for ev in command])
+        # PostgreSQL sequences do not roll back: the failed attempt may have used fill ids.
+        assert _without_fill_ids(await _dump(engine)) == _without_fill_ids(want)
+
+
+def _without_fill_ids(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
+    return {**dump, "fills": [row[1:] for row in dump["fills"]]}
+
+
+async def test_racing_projections_apply_each_event_once(db_url, second_db_url):
+    stream = bench.make_stream(150, seed=4)
+    want = await _reference(second_db_url, stream)
+    async with _database(db_url, stream) as engine:
+        other = create_engine(db_url, pool_size=2)
+        try:
+            # Two backend processes follow the same stream, batching it differently, and
+            # apply their i-th batches at the same time: each finds the cursor before,
+            # inside or past its batch.
+            first, second = _projection(engine), _projection(other)
+            pairs = zip_longest(
+                bench.batches(stream.commands, 5), bench.batches(stream.commands, 8)
+            )
+            applied = [0, 0]
+            for mine, theirs in pairs:
+                results = await asyncio.gather(
+                    first._apply(mine) if mine else _nothing(),
+                    second._apply(theirs) if theirs else _nothing(),
+                )
+                for i, result in enumerate(results):
+                    applied[i] += result is not None
+            assert min(applied) > 0
+        finally:
+            await other.dispose()
+        # An event applied twice would show in fills, positions and cash (and a trade id
+        # twice would not even commit).
+        assert await _dump(engine) == want
+
+
+async def _nothing() -> None:
+    return None
+
+
+# Fees 1 bps maker, 2 bps taker (bench.FEES); cash 10,000,000 each; AAPL in cents and
+# whole shares. Orders: 1 alice sells 10 @ 190.00; 2 bob buys 4 @ 190.05; 3 bob buys 10
+# @ 190.10; 4 bob sells 4 @ 191.00; 5 alice buys 4 @ 191.00; 6 a market buy of bob with
+# no liquidity.
+ALICE, BOB = 1, 2
+
+
+def _order(oid: int, account: int, side: str, ticks: int, lots: int, otype: str = "limit"):
+    inst = bench.make_stream(1).instruments["AAPL"]
+    values = {
+        "id": oid,
+        "account_id": account,
+        "client_order_id": f"c{oid}",
+        "symbol": "AAPL",
+        "side": side,
+        "type": otype,
+        "time_in_force": "ioc" if otype == "market" else "gtc",
+        "post_only": False,
+        "price": None if otype == "market" else inst.price(ticks),
+        "price_ticks": ticks,
+        "quantity": inst.quantity(lots),
+        "quantity_lots": lots,
+        "status": "pending_new",
+        "reserved": reservation(side, ticks, lots, inst, bench.FEES.taker_bps, 8),
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "updated_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    return values
+
+
+def _ev(seq: int, kind: int, oid: int, account: int, **kw: Any) -> pb.ExecutionEvent:
+    return pb.ExecutionEvent(
+        sequence=seq,
+        index=kw.pop("index", 0),
+        last_in_sequence=kw.pop("last", True),
+        type=kind,
+        symbol="AAPL",
+        order_id=oid,
+        account_id=account,
+        timestamp_ns=T0 + seq * 1_000_000,
+        tick_size="0.01",
+        lot_size="1",
+        **kw,
+    )
+
+
+def _trade(seq, taker, taker_acc, maker, maker_acc, ticks, lots, leaves, maker_leaves, tid, **kw):
+    return _ev(
+        seq,
+        pb.EVENT_TYPE_TRADE,
+        taker,
+        taker_acc,
+        side=kw.pop("side", pb.SIDE_BUY),
+        price=ticks,
+        quantity=lots,
+        leaves_quantity=leaves,
+        maker_order_id=maker,
+        maker_account_id=maker_acc,
+        maker_leaves_quantity=maker_leaves,
+        trade_id=tid,
+        **kw,
+    )
+
+
+SCRIPT = [
+    [_ev(1, pb.EVENT_TYPE_ACCEPTED, 1, ALICE, leaves_quantity=10)],
+    [_trade(2, 2, BOB, 1, ALICE, 19_000, 4, 0, 6, 1)],
+    [
+        _trade(3, 3, BOB, 1, ALICE, 19_000, 6, 4, 0, 2, last=False),
+        _ev(3, pb.EVENT_TYPE_ACCEPTED, 3, BOB, index=1, leaves_quantity=4),
+    ],
+    [_ev(4, pb.EVENT_TYPE_CANCELED, 3, BOB, cancel_reason=pb.CANCEL_REASON_USER)],
+    [_ev(5, pb.EVENT_TYPE_ACCEPTED, 4, BOB, leaves_quantity=4)],
+    [_trade(6, 5, ALICE, 4, BOB, 19_100, 4, 0, 0, 3)],
+    # Another participant reusing order id 1 on another account changes nothing of ours.
+    [_trade(7, 1, 777, 900, 778, 19_200, 1, 0, 0, 4)],
+    [_ev(8, pb.EVENT_TYPE_CANCELED, 6, BOB, cancel_reason=pb.CANCEL_REASON_IOC_REMAINDER)],
+    [_ev(9, pb.EVENT_TYPE_CANCEL_REJECTED, 3, BOB, reject_reason=pb.REJECT_REASON_UNKNOWN_ORDER)],
+]
+
+
+@pytest.mark.parametrize("size", [1, 100])
+async def test_hand_worked_script_to_the_cent(db_url, size):
+    orders = [
+        _order(1, ALICE, "sell", 19_000, 10),
+        _order(2, BOB, "buy", 19_005, 4),
+        _order(3, BOB, "buy", 19_010, 10),
+        _order(4, BOB, "sell", 19_100, 4),
+        _order(5, ALICE, "buy", 19_100, 4),
+        _order(6, BOB, "buy", 19_950, 2, "market"),
+    ]
+    stream = bench.make_stream(1)
+    stream.accounts = [ALICE, BOB]
+    stream.orders = orders
+    stream.reserved = {
+        a: sum((o["reserved"] for o in orders if o["account_id"] == a), D(0)) for a in (1, 2)
+    }
+    stream.commands = SCRIPT
+    # Entry reserved price x quantity + the taker fee rounded up.
+    assert stream.reserved == {
+        ALICE: D("764.1528"),
+        BOB: D("760.35204") + D("1901.3802") + D("399.0798"),
+    }
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        changed: dict[int, OrderRow] = {}
+        fills: list[FillRow] = []
+        for group in bench.batches(SCRIPT, size):
+            out = await projection._apply(group)
+            assert out is not None
+            changed.update(out.orders)
+            fills += out.fills
+        async with make_sessionmaker(engine)() as s:
+            got = {o.id: o for o in (await s.execute(select(OrderRow))).scalars()}
+            accounts = {a.id: a for a in (await s.execute(select(Account))).scalars()}
+            positions = {p.account_id: p for p in (await s.execute(select(PositionRow))).scalars()}
+            db_fills = (await s.execute(select(FillRow).order_by(FillRow.id))).scalars().all()
+            candle = await s.get(CandleRow, ("AAPL", "1m", T0 // 10**9))
+            inst = await s.get(InstrumentRow, "AAPL")
+    summary = {
+        oid: (o.status, o.reason, o.filled_quantity, o.average_price, o.fees, o.reserved)
+        for oid, o in got.items()
+    }
+    assert summary == {
+        1: ("filled", None, D(10), D(190), D("0.19"), D(0)),
+        2: ("filled", None, D(4), D(190), D("0.152"), D(0)),
+        # 6 filled, the rest (4 left, 760.55208 reserved) canceled by the user.
+        3: ("canceled", "user", D(6), D(190), D("0.228"), D(0)),
+        4: ("filled", None, D(4), D(191), D("0.0764"), D(0)),
+        5: ("filled", None, D(4), D(191), D("0.1528"), D(0)),
+        6: ("canceled", "market_no_liquidity", D(0), None, D(0), D(0)),
+    }
+    assert {o.leaves_lots for o in got.values()} == {0}
+    assert got[3].last_sequence == 9
+    assert got[3].updated_at == ns_to_datetime(T0 + 9_000_000)
+    # Alice sold 10 @ 190 (maker, 0.19) and bought 4 @ 191 (taker, 0.1528);
+    # bob bought 10 @ 190 (taker, 0.38) and sold 4 @ 191 (maker, 0.0764).
+    assert accounts[ALICE].cash == D(10_000_000) + D(1900) - D("0.19") - D(764) - D("0.1528")
+    assert accounts[BOB].cash == D(10_000_000) - D(1900) - D("0.38") + D(764) - D("0.0764")
+    assert accounts[ALICE].reserved_cash == 0
+    assert accounts[BOB].reserved_cash == 0
+    # Closing 4 of 10 releases 4/10 of the 1900 cost basis: 760 against 764.
+    assert (positions[ALICE].quantity, positions[ALICE].cost_basis) == (D(-6), D(1140))
+    assert (positions[ALICE].realized_pnl, positions[ALICE].fees) == (D(-4), D("0.3428"))
+    assert (positions[BOB].quantity, positions[BOB].cost_basis) == (D(6), D(1140))
+    assert (positions[BOB].realized_pnl, positions[BOB].fees) == (D(4), D("0.4564"))
+    assert [(f.order_id, f.liquidity, f.quantity, f.fee) for f in db_fills] == [
+        (2, "taker", D(4), D("0.152")),
+        (1, "maker", D(4), D("0.076")),
+        (3, "taker", D(6), D("0.228")),
+        (1, "maker", D(6), D("0.114")),
+        (5, "taker", D(4), D("0.1528")),
+        (4, "maker", D(4), D("0.0764")),
+    ]
+    assert [(f.id, f.order_id, f.fee) for f in fills] == [
+        (f.id, f.order_id, f.fee) for f in db_fills
+    ]
+    assert set(changed) == {1, 2, 3, 4, 5, 6}
+    # The foreign trade (192.00) is on the tape and in the candles, not in our books.
+    assert candle is not None
+    assert (candle.open, candle.high, candle.low, candle.close) == (D(190), D(192), D(190), D(192))
+    assert (candle.volume, candle.trades) == (D(15), 4)
+    assert inst is not None
+    assert (inst.last_price, inst.reference_price) == (19_200, 19_200)
