@@ -71,7 +71,12 @@ class Record:
 
 def encode_record(kind: int, first_seq: int, last_seq: int, payload: bytes | memoryview) -> bytes:
     """The header of a record (the payload is written after it)."""
-    head = HEADER.pack(MAGIC, kind, 0, len(payload), first_seq, last_seq, crc32c.crc32c(payload))
+    return encode_header(kind, first_seq, last_seq, len(payload), crc32c.crc32c(payload))
+
+
+def encode_header(kind: int, first_seq: int, last_seq: int, length: int, payload_crc: int) -> bytes:
+    """The header of a record whose payload has `length` bytes and CRC32C `payload_crc`."""
+    head = HEADER.pack(MAGIC, kind, 0, length, first_seq, last_seq, payload_crc)
     return head + struct.pack("<I", crc32c.crc32c(head))
 
 
@@ -164,6 +169,22 @@ def scan_segment(
         expected = last + 1
         pos = end
     return records, pos
+
+
+_IOV_MAX = 1024  # buffers per writev (Linux UIO_MAXIOV)
+
+
+def _write_all(fd: int, bufs: list[Any]) -> None:
+    """Write the buffers in order, with as few system calls as writev allows."""
+    for i in range(0, len(bufs), _IOV_MAX):
+        chunk = bufs[i : i + _IOV_MAX]
+        written = os.writev(fd, chunk)
+        if written != sum(len(b) for b in chunk):
+            # Regular files only write short on a full disk or a signal: finish or fail.
+            rest = b"".join(bytes(b) for b in chunk)[written:]
+            while rest:
+                n = os.write(fd, rest)
+                rest = rest[n:]
 
 
 class SegmentLog:
@@ -273,20 +294,24 @@ class SegmentLog:
         """Write one record (blocking); returns the bytes written. Not durable until sync().
 
         `payload` is any contiguous buffer (bytes, a uint8 numpy view)."""
+        return self.append_parts(kind, first_seq, last_seq, [payload])
+
+    def append_parts(self, kind: int, first_seq: int, last_seq: int, parts: list[Any]) -> int:
+        """Write one record whose payload is the concatenation of `parts` (contiguous
+        buffers), without copying them together; returns the bytes written."""
         if first_seq < self.next_seq or (first_seq > self.next_seq and self.gaps != "any"):
             raise RuntimeError(f"{self.prefix}: append at {first_seq}, expected {self.next_seq}")
         if self._fd is None:
             self._new_segment(first_seq)
         assert self._fd is not None
-        head = encode_record(kind, first_seq, last_seq, payload)
-        total = len(head) + len(payload)
-        written = os.writev(self._fd, [head, payload])
-        if written != total:
-            # Regular files only write short on a full disk or a signal: finish or fail.
-            rest = (head + bytes(payload))[written:]
-            while rest:
-                n = os.write(self._fd, rest)
-                rest = rest[n:]
+        length = 0
+        crc = 0
+        for part in parts:
+            length += len(part)
+            crc = crc32c.crc32c(part, crc)
+        head = encode_header(kind, first_seq, last_seq, length, crc)
+        total = len(head) + length
+        _write_all(self._fd, [head, *parts])
         self._size += total
         self._dirty = True
         self.next_seq = last_seq + 1

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -103,10 +104,14 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"engine is {st.value}")
 
     async def _run(
-        self, context: grpc.aio.ServicerContext, rows: Sequence[tuple[Any, ...]]
+        self,
+        context: grpc.aio.ServicerContext,
+        rows: Sequence[tuple[Any, ...]],
+        t_recv: int,
     ) -> Result:
-        """Sequence commands and wait for them to be journaled; aborts with the right code."""
-        t_recv = time.perf_counter_ns()
+        """Sequence commands and wait for them to be journaled; aborts with the right code.
+
+        `t_recv`: when the handler received the request (perf_counter_ns)."""
         try:
             cmds = mapping.to_array(rows)
         except (OverflowError, ValueError) as exc:
@@ -131,8 +136,17 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
             raise
         try:
-            # The caller going away must not cancel a command already queued.
-            return await asyncio.shield(fut)
+            # Not shielded (a shield costs a trip through the event loop): a caller going
+            # away cancels only its own wait; the command is sequenced and journaled all
+            # the same, and the service skips answers nobody waits for.
+            return await fut
+        except FatalEngineError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise
+
+    async def _durable(self, context: grpc.aio.ServicerContext, seq: int) -> None:
+        try:
+            await self.svc.wait_durable(seq)
         except FatalEngineError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise
@@ -188,21 +202,25 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SubmitOrder(  # noqa: N802
         self, request: pb.OrderRequest, context: Any
     ) -> pb.OrderResponse:
-        await self._serving(context)
+        t_recv = time.perf_counter_ns()
+        svc = self.svc
+        if svc.state is not State.SERVING:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"engine is {svc.state.value}")
         try:
-            row = mapping.order_row(request, self.svc.by_symbol)
+            row = mapping.order_row(request, svc.by_symbol)
         except InvalidRequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
-        res = await self._run(context, [row])
+        res = await self._run(context, [row], t_recv)
         seq, rows = res.command(0)
         return mapping.order_response(
-            seq, res.ts, request.order_id, rows, self.svc.infos, self._info(request.symbol)
+            seq, res.ts, request.order_id, rows, svc.infos, self._info(request.symbol)
         )
 
     async def SubmitOrders(  # noqa: N802
         self, request: pb.OrderBatch, context: Any
     ) -> Any:  # OrderBatchResponse, already encoded (bytes)
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         orders = request.orders
         limit = self.svc.settings.max_batch_orders
@@ -213,7 +231,6 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             )
         if not orders:
             return pb.OrderBatchResponse()
-        t_recv = time.perf_counter_ns()
         try:
             cmds = mapping.batch_commands(orders, self.svc.by_symbol)
         except InvalidRequestError as exc:
@@ -305,7 +322,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                     break
                 req, fut = item
                 try:
-                    res = await asyncio.shield(fut)
+                    res = await fut
                 except FatalEngineError as exc:
                     failure.append((grpc.StatusCode.UNAVAILABLE, str(exc)))
                     break
@@ -323,6 +340,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def CancelOrder(  # noqa: N802
         self, request: pb.CancelOrderRequest, context: Any
     ) -> pb.CancelOrderResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             mapping.valid_id("order_id", request.order_id)
@@ -332,13 +350,14 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         row = mapping.command_row(
             CommandKind.CANCEL, order_id=request.order_id, account_id=request.account_id
         )
-        res = await self._run(context, [row])
+        res = await self._run(context, [row], t_recv)
         seq, rows = res.command(0)
         return mapping.cancel_response(seq, request.order_id, rows, self.svc.infos)
 
     async def AmendOrder(  # noqa: N802
         self, request: pb.AmendOrderRequest, context: Any
     ) -> pb.AmendOrderResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             mapping.valid_id("order_id", request.order_id)
@@ -352,13 +371,14 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             price=request.price,
             qty=request.quantity,
         )
-        res = await self._run(context, [row])
+        res = await self._run(context, [row], t_recv)
         seq, rows = res.command(0)
         return mapping.amend_response(seq, request.order_id, rows, self.svc.infos)
 
     async def CancelAll(  # noqa: N802
         self, request: pb.CancelAllRequest, context: Any
     ) -> pb.CancelAllResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             mapping.valid_id("account_id", request.account_id)
@@ -369,7 +389,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         row = mapping.command_row(
             CommandKind.CANCEL_ALL, account_id=request.account_id, symbol_id=sid
         )
-        res = await self._run(context, [row])
+        res = await self._run(context, [row], t_recv)
         seq, rows = res.command(0)
         return pb.CancelAllResponse(
             sequence=seq,
@@ -380,6 +400,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SetKillSwitch(  # noqa: N802
         self, request: pb.SetKillSwitchRequest, context: Any
     ) -> pb.SetKillSwitchResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             mapping.valid_id("account_id", request.account_id)
@@ -390,7 +411,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             account_id=request.account_id,
             qty=1 if request.enabled else 0,
         )
-        res = await self._run(context, [row])
+        res = await self._run(context, [row], t_recv)
         seq, rows = res.command(0)
         return pb.SetKillSwitchResponse(
             sequence=seq,
@@ -401,6 +422,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SetInstrumentStatus(  # noqa: N802
         self, request: pb.SetInstrumentStatusRequest, context: Any
     ) -> pb.CommandResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             sid = self._symbol_id(request.symbol)
@@ -416,11 +438,12 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         row = mapping.command_row(
             CommandKind.SET_INSTRUMENT_STATUS, symbol_id=sid, qty=request.status
         )
-        return await self._command(context, row)
+        return await self._command(context, row, t_recv)
 
     async def SetMaxOpenOrders(  # noqa: N802
         self, request: pb.SetMaxOpenOrdersRequest, context: Any
     ) -> pb.CommandResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             mapping.valid_id("account_id", request.account_id)
@@ -435,11 +458,12 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             account_id=request.account_id,
             qty=request.max_open_orders,
         )
-        return await self._command(context, row)
+        return await self._command(context, row, t_recv)
 
     async def ExpireDay(  # noqa: N802
         self, request: pb.ExpireDayRequest, context: Any
     ) -> pb.CommandResponse:
+        t_recv = time.perf_counter_ns()
         await self._serving(context)
         try:
             sid = self._symbol_id(request.symbol) if request.symbol else 0
@@ -447,11 +471,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
         return await self._command(
-            context, mapping.command_row(CommandKind.EXPIRE_DAY, symbol_id=sid)
+            context, mapping.command_row(CommandKind.EXPIRE_DAY, symbol_id=sid), t_recv
         )
 
-    async def _command(self, context: Any, row: tuple[Any, ...]) -> pb.CommandResponse:
-        res = await self._run(context, [row])
+    async def _command(self, context: Any, row: tuple[Any, ...], t_recv: int) -> pb.CommandResponse:
+        res = await self._run(context, [row], t_recv)
         seq, rows = res.command(0)
         return pb.CommandResponse(
             sequence=seq,
@@ -471,7 +495,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         st = svc.engine.order(request.order_id)
         # The core may be one group commit ahead of the journal: answer only once the
         # state read is durable.
-        await svc.wait_durable(seen)
+        await self._durable(context, seen)
         if st is None:
             return pb.GetOrderResponse(found=False, sequence=seen)
         sym, tick, lot = svc.infos.get(st.symbol_id, ("", "", ""))
@@ -521,7 +545,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         if svc.state is State.SERVING and svc.engine is not None:
             seq = svc.processed_seq
             state_hash = svc.engine.state_hash()
-            await svc.wait_durable(seq)
+            await self._durable(context, seq)
         return pb.GetStatsResponse(
             state_hash=state_hash,
             queue_depth=svc.queue_depth(),
@@ -810,6 +834,7 @@ async def serve(args: argparse.Namespace, config: EngineConfig, creds: Any) -> i
                 await recovery
             return 0
         recovery.result()
+        freeze_heap()
         svc.start()
         if args.metrics_port:
             metrics_server = start_metrics_server(args.host, args.metrics_port, collector)
@@ -854,6 +879,21 @@ def _update_collector(collector: EngineCollector, svc: EngineService) -> None:
             "journal_count": st.journal.count,
         }
     )
+
+
+def freeze_heap() -> None:
+    """Move everything alive after start-up and recovery out of the collector's reach.
+
+    The modules, the config and what recovery built live as long as the process; left in
+    the oldest generation, every full collection walks them again (10-20 ms here with
+    grpc, numpy and protobuf loaded; about 0.2 ms once frozen), a pause that lands on
+    whatever request is in flight. Frozen objects are never collected, so this runs once,
+    after a collection. The young-generation threshold stays at its default: larger ones
+    made each collection proportionally longer (0.4 ms at 3,000, 2 ms at 10,000 under
+    unary load) for the same total time.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 _M_TRIM_THRESHOLD = -1

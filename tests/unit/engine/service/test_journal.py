@@ -42,6 +42,30 @@ def test_append_reopen_and_roll(tmp_path: Path) -> None:
         again.append(KIND_COMMANDS, 5, 6, b"x")
 
 
+def test_record_from_parts_is_the_record_of_the_joined_payload(tmp_path: Path) -> None:
+    joined = SegmentLog(tmp_path / "joined", "journal", segment_bytes=1 << 30)
+    parted = SegmentLog(tmp_path / "parted", "journal", segment_bytes=1 << 30)
+    joined.open()
+    parted.open()
+    # More parts than one writev takes, of uneven sizes (a group of single commands).
+    parts = [payload(seq, seq + seq % 3) for seq in range(1, 3001)]
+    total = sum(len(p) for p in parts)
+    assert joined.append(KIND_COMMANDS, 1, 3000, b"".join(parts)) == HEADER_SIZE + total
+    assert parted.append_parts(KIND_COMMANDS, 1, 3000, parts) == HEADER_SIZE + total
+    assert parted.append_parts(KIND_COMMANDS, 3001, 3002, [b"", payload(1, 2)]) > 0
+    joined.close()
+    parted.close()
+    seg_joined = list_segments(tmp_path / "joined", "journal")[0][1]
+    seg_parted = list_segments(tmp_path / "parted", "journal")[0][1]
+    assert seg_parted.read_bytes()[: HEADER_SIZE + total] == seg_joined.read_bytes()
+    again = SegmentLog(tmp_path / "parted", "journal", segment_bytes=1 << 30)
+    again.open()
+    assert [(r.first_seq, r.last_seq) for r in again.records_on_open] == [(1, 3000), (3001, 3002)]
+    assert again.records_on_open[0].payload == b"".join(parts)
+    assert again.records_on_open[1].payload == payload(1, 2)
+    again.close()
+
+
 def test_torn_tail_cut_and_middle_damage_refused(tmp_path: Path) -> None:
     log = SegmentLog(tmp_path, "journal", segment_bytes=1 << 30)
     log.open()
