@@ -4,7 +4,8 @@ Measured, never asserted:
 
 * ``unary``: SubmitOrder round trip (client send to response parsed) at 1 and 16
   requests in flight, with throughput; beside it a bare grpc.aio echo server (same
-  event loop, same payload size, also a separate process) measured in the same run.
+  event loop, same payload size, also a separate process) measured in the same run,
+  alternating with the engine in rounds so that load from elsewhere hits both alike.
 * ``batch``: SubmitOrders, SubmitOrderColumns and StreamOrders throughput (orders/s)
   with journaling fsync per group commit (`--fsync every`, the default) and with fsync
   off (`none`), the engine process's CPU time per order (user + system, all threads),
@@ -61,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("engine_grpc")
     g.add_argument(
         "--unary-ops", type=int, default=4000, help="SubmitOrder calls per in-flight level"
+    )
+    g.add_argument(
+        "--unary-rounds",
+        type=int,
+        default=4,
+        help="alternations between the echo baseline and the engine per in-flight level",
     )
     g.add_argument("--batch-size", type=int, default=2000, help="orders per SubmitOrders request")
     g.add_argument("--batch-orders", type=int, default=400_000, help="orders per batched run")
@@ -166,10 +173,15 @@ def _start_echo(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def _unary(
-    address: str, method: str, payloads: list[bytes], inflight: int, parse: Any
-) -> dict[str, Any]:
-    """Round trips of `payloads` with `inflight` concurrent callers; returns percentiles."""
-    hist = LatencyHistogram()
+    address: str,
+    method: str,
+    payloads: list[bytes],
+    inflight: int,
+    parse: Any,
+    hist: LatencyHistogram,
+) -> float:
+    """Round trips of `payloads` with `inflight` concurrent callers, recorded in `hist`;
+    returns the seconds they took."""
     async with grpc.aio.insecure_channel(address) as ch:
         call = ch.unary_unary(method)
         await call(payloads[0])  # connection set up outside the measurement
@@ -184,52 +196,50 @@ async def _unary(
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(inflight)))
-        elapsed = time.perf_counter() - t0
-    return {**_summary_us(hist), "ops_per_s": round(hist.count / elapsed)}
+        return time.perf_counter() - t0
 
 
-def _bench_unary(tmp: Path, core: str, ops: int) -> list[dict[str, Any]]:
+def _unary_row(measure: str, hist: LatencyHistogram, seconds: float) -> dict[str, Any]:
+    return {"measure": measure, **_summary_us(hist), "ops_per_s": round(hist.count / seconds)}
+
+
+def _bench_unary(tmp: Path, core: str, ops: int, rounds: int = 4) -> list[dict[str, Any]]:
+    """SubmitOrder against the echo baseline. On a shared machine a burst of load from
+    elsewhere would land on whichever of the two runs at that moment, so each in-flight
+    level alternates `rounds` slices between them and merges the histograms."""
     rows: list[dict[str, Any]] = []
     echo_proc, echo_addr = _start_echo(tmp)
     engine = EngineProcess(tmp / "unary", core=core)
     engine.start()
+    rounds = max(1, min(rounds, ops))
     try:
-        orders = [_resting_order(i).SerializeToString() for i in range(2 * ops + 2)]
+        orders = [_resting_order(i).SerializeToString() for i in range(2 * ops + 2 * rounds)]
         parse_order = pb.OrderResponse.FromString
-        for inflight in (1, 16):
-            part = orders[: ops + 1] if inflight == 1 else orders[ops + 1 :]
-            echo = asyncio.run(_unary(echo_addr, _ECHO_METHOD, part, inflight, bytes))
-            eng = asyncio.run(
-                _unary(
-                    engine.address,
-                    "/trading.pb.TradingEngine/SubmitOrder",
-                    part,
-                    inflight,
-                    parse_order,
+        submit = "/trading.pb.TradingEngine/SubmitOrder"
+        for level, inflight in enumerate((1, 16)):
+            part = orders[level * (ops + rounds) : (level + 1) * (ops + rounds)]
+            step = len(part) // rounds
+            echo_h, eng_h = LatencyHistogram(), LatencyHistogram()
+            echo_s = eng_s = 0.0
+            for r in range(rounds):
+                chunk = part[r * step : (r + 1) * step]
+                echo_s += asyncio.run(
+                    _unary(echo_addr, _ECHO_METHOD, chunk, inflight, bytes, echo_h)
                 )
-            )
-            rows.append({"measure": f"echo round trip, {inflight} in flight", **echo})
-            rows.append(
-                {
-                    "measure": f"SubmitOrder round trip, {inflight} in flight",
-                    **eng,
-                    "p99_vs_echo": round(eng["p99_us"] / max(echo["p99_us"], 0.001), 2),
-                }
-            )
+                eng_s += asyncio.run(
+                    _unary(engine.address, submit, chunk, inflight, parse_order, eng_h)
+                )
+            echo = _unary_row(f"echo round trip, {inflight} in flight", echo_h, echo_s)
+            eng = _unary_row(f"SubmitOrder round trip, {inflight} in flight", eng_h, eng_s)
+            eng["p99_vs_echo"] = round(eng["p99_us"] / max(echo["p99_us"], 0.001), 2)
+            rows += [echo, eng]
         st = asyncio.run(_stats(engine.address))
         nosync = EngineProcess(tmp / "unary-nosync", core=core, fsync="none")
         nosync.start()
         try:
-            eng = asyncio.run(
-                _unary(
-                    nosync.address,
-                    "/trading.pb.TradingEngine/SubmitOrder",
-                    orders[: ops + 1],
-                    1,
-                    parse_order,
-                )
-            )
-            rows.append({"measure": "SubmitOrder round trip, 1 in flight, fsync=none", **eng})
+            h = LatencyHistogram()
+            secs = asyncio.run(_unary(nosync.address, submit, orders[: ops + 1], 1, parse_order, h))
+            rows.append(_unary_row("SubmitOrder round trip, 1 in flight, fsync=none", h, secs))
         finally:
             nosync.kill()
         rows.append(
@@ -640,7 +650,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hft-bench-engine-") as d:
         tmp = Path(d)
-        rows += _bench_unary(tmp, core, args.unary_ops)
+        rows += _bench_unary(tmp, core, args.unary_ops, args.unary_rounds)
         rows += _bench_batches(tmp, core, args)
         rows += _bench_recovery_memory(tmp, core, args)
     return {
