@@ -13,7 +13,7 @@ from itertools import zip_longest
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -483,3 +483,27 @@ async def test_hand_worked_script_to_the_cent(db_url, size):
     assert (candle.volume, candle.trades) == (D(15), 4)
     assert inst is not None
     assert (inst.last_price, inst.reference_price) == (19_200, 19_200)
+
+
+async def test_statements_per_batch_do_not_grow_with_its_size(db_url):
+    stream = bench.make_stream(400, seed=6)
+    async with _database(db_url, stream) as engine:
+        statements: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement.split()[0])
+
+        projection = _projection(engine)
+        # The first batch also creates the cursor row.
+        assert await projection._apply(stream.commands[0]) is not None
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        most = 0
+        for group in bench.batches(stream.commands[1:], 256):
+            statements.clear()
+            assert await projection._apply(group) is not None
+            most = max(most, len(statements))
+            assert len(statements) <= 14, statements
+        # Cursor, accounts, orders, candles; orders, accounts, positions (insert and
+        # update), trades, fills, candles (insert and update), instruments; BEGIN on
+        # SQLite: however many events and rows.
+        assert most > 10

@@ -270,8 +270,9 @@ _UPDATE_LAST_PRICE = (
 _INSERT_POSITIONS = insert(_POSITIONS)
 _INSERT_CANDLES = insert(_CANDLES)
 _INSERT_TRADES = insert(_TRADES)
-# The ids go to listeners with the fills; sorted by parameter order so they pair up.
-_INSERT_FILLS = insert(_FILLS).returning(_FILLS.c.id, sort_by_parameter_order=True)
+# The ids go to listeners with the fills, matched by (trade_id, order_id), which is unique:
+# RETURNING in parameter order (sort_by_parameter_order) would insert row by row on SQLite.
+_INSERT_FILLS = insert(_FILLS).returning(_FILLS.c.id, _FILLS.c.trade_id, _FILLS.c.order_id)
 # Advances the cursor only if it is before the batch: one statement that both takes the
 # row lock and claims the batch in the usual case (none of the batch applied yet).
 _CLAIM = (
@@ -701,10 +702,10 @@ class BatchApplier:
         if self._trades:
             execute(_INSERT_TRADES, self._trades)
         if self._fills:
-            ids = execute(_INSERT_FILLS, self._fills).scalars().all()
+            ids = {(r.trade_id, r.order_id): r.id for r in execute(_INSERT_FILLS, self._fills)}
             out.fills = [
-                _detached(FillRow, {"id": fid, **fill})
-                for fid, fill in zip(ids, self._fills, strict=True)
+                _detached(FillRow, {"id": ids[f["trade_id"], f["order_id"]], **f})
+                for f in self._fills
             ]
         if self._candles:
             new_candles = [c for k, c in self._candles.items() if k in self._new_candles]
