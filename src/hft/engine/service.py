@@ -242,7 +242,13 @@ class EngineService:
         self.replayed_commands = 0
         self.last_snapshot_seq = 0
         self.journal = SegmentLog(
-            data_dir / "journal", "journal", self.settings.segment_bytes, gaps="segments"
+            data_dir / "journal",
+            "journal",
+            self.settings.segment_bytes,
+            gaps="segments",
+            # fsync=every: each group's write is its own fdatasync (O_DSYNC), one system
+            # call and one return to the interpreter less in the journal thread.
+            durable_writes=self.fsync == "every",
         )
         self.events_log = SegmentLog(
             data_dir / "events", "events", self.settings.segment_bytes, gaps="any"
@@ -638,6 +644,8 @@ class EngineService:
             [b.cmds.view(np.uint8) for b in batches],
         )
         if self.fsync == "every":
+            # Opened for synchronous writes, the journal has nothing left to flush; the
+            # call keeps the policy visible here and costs no system call.
             self.journal.sync()
         # Runs of small batches (single commands) share one events record; a large
         # batch's events are written as they are rather than copied to rebase them.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,32 @@ def test_record_from_parts_is_the_record_of_the_joined_payload(tmp_path: Path) -
     assert again.records_on_open[0].payload == b"".join(parts)
     assert again.records_on_open[1].payload == payload(1, 2)
     again.close()
+
+
+def test_durable_writes_leave_nothing_to_sync(tmp_path: Path) -> None:
+    log = SegmentLog(tmp_path, "journal", segment_bytes=1 << 12, durable_writes=True)
+    log.open()
+    fill(log, 200)  # rolls segments: each one opened for synchronous writes
+    # Nothing to sync because every write was synchronous, not because it was skipped.
+    assert log._fd is not None
+    assert fcntl.fcntl(log._fd, fcntl.F_GETFL) & os.O_DSYNC
+    assert log.sync() is False
+    log.close()
+    assert len(list_segments(tmp_path, "journal")) > 1
+    again = SegmentLog(tmp_path, "journal", segment_bytes=1 << 12, durable_writes=True)
+    again.open()
+    assert again.last_seq == 600
+    fill(again, 1)
+    assert again._fd is not None
+    assert fcntl.fcntl(again._fd, fcntl.F_GETFL) & os.O_DSYNC
+    assert again.sync() is False
+    again.close()
+    plain = SegmentLog(tmp_path, "journal", segment_bytes=1 << 12)
+    plain.open()
+    fill(plain, 1)
+    assert plain.sync() is True
+    assert [r.first_seq for r in plain.records_on_open][-1] == 601
+    plain.close()
 
 
 def test_torn_tail_cut_and_middle_damage_refused(tmp_path: Path) -> None:
