@@ -204,7 +204,7 @@ _ORDER_CHANGES = (
     "last_sequence",
     "updated_at",
 )
-_POSITION_VALUES = ("quantity", "cost_basis", "realized_pnl", "fees")
+_POSITION_VALUES = ("quantity", "cost_basis", "realized_pnl", "fees")  # Position field order
 _CANDLE_VALUES = ("open", "high", "low", "close", "volume", "trades")
 
 # Statements are built once: SQLAlchemy memoizes a statement's cache key, so a module-level
