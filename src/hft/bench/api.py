@@ -61,6 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--api-concurrency", default="1,32", help="comma-separated numbers of concurrent clients"
     )
+    g.add_argument(
+        "--api-users",
+        type=int,
+        default=2,
+        help="traders the crossing order flow alternates between",
+    )
+    g.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="also run the PostgreSQL backend with this many workers at the highest "
+        "concurrency (0 or 1: skip)",
+    )
 
 
 def _free_port() -> int:
@@ -291,10 +304,10 @@ async def _run(
             statuses[status] = statuses.get(status, 0) + 1
 
 
-def _register(base: str) -> list[str | None]:
+def _register(base: str, users: int = 2) -> list[str | None]:
     tokens: list[str | None] = []
     with httpx.Client(base_url=base, timeout=30) as c:
-        for i in range(2):
+        for i in range(users):
             name = f"bench{i}_{os.getpid()}"
             c.post("/api/v1/auth/register", json={"username": name, "password": PASSWORD})
             r = c.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
@@ -328,9 +341,18 @@ def _lag_p99_ms(before: str, after: str) -> float | None:
 
 
 def _bench_backend(
-    tmp: Path, label: str, db_url: str, engine: EngineProcess, levels: list[int], requests: int
+    tmp: Path,
+    label: str,
+    db_url: str,
+    engine: EngineProcess,
+    levels: list[int],
+    requests: int,
+    workers: int = 1,
+    users: int = 2,
 ) -> list[dict[str, Any]]:
     port = _free_port()
+    if workers > 1:
+        label = f"{label}, {workers} workers"
     base = f"http://127.0.0.1:{port}"
     api = _Proc(
         [
@@ -350,6 +372,8 @@ def _bench_backend(
             str(tmp / f"api-{label}"),
             "--config",
             str(DEFAULT_CONFIG),
+            "--workers",
+            str(workers),
         ],
         _env(),
         tmp / f"api-{label}.log",
@@ -357,7 +381,7 @@ def _bench_backend(
     rows = []
     try:
         api.wait_http(base + "/health")
-        tokens = _register(base)
+        tokens = _register(base, users)
         for clients in levels:
             n = requests if clients > 1 else max(200, requests // 3)
             before = httpx.get(base + "/metrics").text
@@ -413,6 +437,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 engine,
                 levels,
                 args.api_requests,
+                users=args.api_users,
             )
         if args.api_postgres_url:
             from hft.db.testing import TemporaryPostgres
@@ -422,14 +447,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 url = asyncio.run(pg.create())
                 with EngineProcess(tmp / "engine-pg") as engine:
                     rows += _bench_backend(
-                        tmp, "PostgreSQL", url, engine, levels, args.api_requests
+                        tmp,
+                        "PostgreSQL",
+                        url,
+                        engine,
+                        levels,
+                        args.api_requests,
+                        users=args.api_users,
                     )
+                    if args.api_workers > 1:
+                        rows += _bench_backend(
+                            tmp,
+                            "PostgreSQL",
+                            url,
+                            engine,
+                            [max(levels)],
+                            args.api_requests,
+                            workers=args.api_workers,
+                            users=args.api_users,
+                        )
             finally:
                 pg.close_sync()
         else:
             notes.append("PostgreSQL skipped: no --api-postgres-url / HFT_TEST_POSTGRES_URL")
     notes.append(
-        "One API worker; engine, backend, database and load generator share the machine "
+        "One API worker unless the row says otherwise; engine, backend, database and load "
+        "generator share the machine "
         f"({os.cpu_count()} CPUs). Every measured order is risk-checked, inserted, sent to "
         "the engine, and answered after the projection committed its events (fills for "
         "about half of them)."
