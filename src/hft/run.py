@@ -387,11 +387,13 @@ class Supervisor:
         env = child_env()
         api_env = dict(env)
         # One terminal shows three services: the backend's per-request access log would
-        # drown everything else, and plain lines read better than JSON here. Both can be
-        # turned back on through the environment.
+        # drown everything else, and plain lines read better than JSON here. All of it can
+        # be turned back on through the environment.
         api_env.setdefault("HFT_ACCESS_LOG", "false")
         api_env.setdefault("HFT_LOG_JSON", "false")
-        self.engine = Child("engine", engine_argv(opts), dict(env), out=out)
+        engine_env = dict(env)
+        engine_env.setdefault("HFT_ENGINE_LOG_JSON", "false")
+        self.engine = Child("engine", engine_argv(opts), engine_env, out=out)
         self.api = Child("api", api_argv(opts), api_env, out=out)
         self.sim = Child("sim", sim_argv(opts), dict(env), out=out) if opts.sim else None
         self.watchers: list[asyncio.Task[None]] = []

@@ -116,6 +116,7 @@ class EngineSettings:
     default_book_depth: int = 20
     shutdown_grace_s: float = 5.0
     log_level: str = "info"
+    log_json: bool = True  # false: plain text lines (as `hft run` shows them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,11 +149,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str) -> logging.handlers.QueueListener:
-    """JSON lines on stderr through a queue: the event loop only enqueues records."""
+class TextFormatter(logging.Formatter):
+    """`time level logger: message key=value ...` for a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict) and extra:
+            base += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+        return base
+
+
+def setup_logging(level: str, *, json_lines: bool = True) -> logging.handlers.QueueListener:
+    """JSON (or text) lines on stderr through a queue: the event loop only enqueues records."""
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     listener = logging.handlers.QueueListener(q, handler, respect_handler_level=False)
     root = logging.getLogger()
     for h in list(root.handlers):

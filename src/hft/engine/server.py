@@ -939,7 +939,7 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"hft engine: cannot create data directory {args.data_dir}: {exc}", file=sys.stderr)
         return 1
-    listener = setup_logging(config.engine.log_level)
+    listener = setup_logging(config.engine.log_level, json_lines=config.engine.log_json)
     # The journal thread needs the GIL back after every write and fsync; the default
     # 5 ms switch interval would let the sequencer hold it that long each time.
     sys.setswitchinterval(0.0002)
