@@ -456,6 +456,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         users=args.api_users,
                     )
                     if args.api_workers > 1:
+                        notes.append(
+                            f"{args.api_workers} workers: each runs its own entry, sender and "
+                            "projection; the projections share one cursor row (one applies a "
+                            "batch, the others skip it) and the entries lock the same traders' "
+                            "account rows, on cores the engine, PostgreSQL and the load "
+                            "generator also need."
+                        )
                         rows += _bench_backend(
                             tmp,
                             "PostgreSQL",
