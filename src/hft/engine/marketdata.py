@@ -33,6 +33,8 @@ from hft.engine.streams import Subscriber
 from hft.engine.types import Side
 
 BUY = int(Side.BUY)
+_MD_TYPES = (T_TRADE, T_BOOK_CHANGE)
+SMALL_BATCH = 64  # events; up to here `apply` loops over rows instead of using numpy
 MdItem = tuple[int, np.ndarray[Any, Any]]  # (first sequence of the batch, TRADE/BOOK_CHANGE events)
 
 
@@ -69,34 +71,65 @@ class MarketData:
         book = self.books[sid]
         (book.bids if side == BUY else book.asks)[price] = (qty, count)
 
-    def apply(self, first_seq: int, events: np.ndarray[Any, Any]) -> None:
-        """Apply a published batch's events (EVENT_DTYPE) and fan them out to subscribers."""
+    def apply(
+        self,
+        first_seq: int,
+        events: np.ndarray[Any, Any],
+        rows: list[tuple[int, ...]] | None = None,
+    ) -> None:
+        """Apply a published batch's events (EVENT_DTYPE) and fan them out to subscribers.
+
+        `rows` may carry `events.tolist()` when the caller already has it. Batches of at
+        most SMALL_BATCH events (single commands) take a plain loop over the rows; larger
+        ones the column-wise numpy path. Both leave the same books and publish the same
+        TRADE/BOOK_CHANGE records."""
+        if rows is None and len(events) <= SMALL_BATCH:
+            rows = events.tolist()
+        if rows is not None:
+            self.apply_rows(first_seq, events, rows)
+        else:
+            self.apply_columns(first_seq, events)
+
+    def apply_rows(
+        self, first_seq: int, events: np.ndarray[Any, Any], rows: list[tuple[int, ...]]
+    ) -> None:
+        """`apply` for small batches: `rows` is `events.tolist()`. numpy has a fixed cost
+        per call of several µs, more than a loop over a handful of rows."""
+        md_rows = [r for r in rows if r[E_TYPE] in _MD_TYPES]
+        if not md_rows:
+            return
+        if self.subscribers:
+            if len(md_rows) == len(rows):
+                md = events  # readers of a published batch only read: no copy needed
+            else:
+                md = events.take([i for i, r in enumerate(rows) if r[E_TYPE] in _MD_TYPES])
+            for sub, _symbols in self.subscribers:
+                sub.push((first_seq, md))
+        books = self.books
+        for r in md_rows:
+            book = books.get(r[E_SYMBOL])
+            if book is None:
+                continue
+            book.book_seq = r[E_BSEQ]
+            if r[E_TYPE] == T_BOOK_CHANGE:
+                levels = book.bids if r[E_SIDE] == BUY else book.asks
+                if r[E_QTY] == 0:
+                    levels.pop(r[E_PRICE], None)
+                else:
+                    levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
+
+    def apply_columns(self, first_seq: int, events: np.ndarray[Any, Any]) -> None:
+        """`apply` for large batches, column-wise (whole records are slow to gather)."""
         t = events["type"]
         is_bc = t == T_BOOK_CHANGE
         mask = is_bc | (t == T_TRADE)
-        count = int(np.count_nonzero(mask))
-        if not count:
+        if not mask.any():
             return
-        books = self.books
-        if self.subscribers or count <= 64:
+        if self.subscribers:
             md = select_rows(events, mask)
             for sub, _symbols in self.subscribers:
                 sub.push((first_seq, md))
-            if count <= 64:
-                # Small batches: a plain loop beats numpy's fixed cost per call.
-                for r in md.tolist():
-                    book = books.get(r[E_SYMBOL])
-                    if book is None:
-                        continue
-                    book.book_seq = r[E_BSEQ]
-                    if r[E_TYPE] == T_BOOK_CHANGE:
-                        levels = book.bids if r[E_SIDE] == BUY else book.asks
-                        if r[E_QTY] == 0:
-                            levels.pop(r[E_PRICE], None)
-                        else:
-                            levels[r[E_PRICE]] = (r[E_QTY], r[E_COUNT])
-                return
-        # Large batches work on plain columns (whole records are slow to gather).
+        books = self.books
         sids = events["symbol_id"]
         md_sids = sids[mask]
         md_bseq = events["book_seq"][mask]

@@ -54,6 +54,7 @@ from hft.engine.journal import (
     SegmentLog,
 )
 from hft.engine.mapping import (
+    E_TYPE,
     SUBMIT,
     T_AMEND_REJECTED,
     T_BOOK_CHANGE,
@@ -64,7 +65,7 @@ from hft.engine.mapping import (
     copy_rows,
     select_rows,
 )
-from hft.engine.marketdata import MarketData
+from hft.engine.marketdata import SMALL_BATCH, MarketData
 from hft.engine.metrics import EngineStats
 from hft.engine.streams import Subscriber
 from hft.engine.types import COMMAND_DTYPE, Instrument
@@ -148,6 +149,10 @@ class _Batch:
     exec_events: np.ndarray[Any, Any]
     items: list[_Pending]
     t_ready: int
+    # Small batches only (None otherwise): events.tolist() and its execution rows, made
+    # once and shared by the answer, the statistics and the market data.
+    rows: list[tuple[int, ...]] | None = None
+    exec_rows: list[tuple[int, ...]] | None = None
 
 
 @dataclass(slots=True)
@@ -163,13 +168,18 @@ ExecItem = tuple[int, np.ndarray[Any, Any]]  # (first sequence, execution events
 
 def _exec_rows(events: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The execution events of a batch: everything but BOOK_CHANGE (market data only)."""
-    if len(events) > 64:
-        return select_rows(events, events["type"] != T_BOOK_CHANGE)
-    # Small batches (single commands): a plain scan beats numpy's fixed cost per call.
-    types = events["type"].tolist()
-    if T_BOOK_CHANGE not in types:
-        return events
-    return events.take([i for i, t in enumerate(types) if t != T_BOOK_CHANGE])
+    return select_rows(events, events["type"] != T_BOOK_CHANGE)
+
+
+def _exec_rows_small(
+    events: np.ndarray[Any, Any], rows: list[tuple[int, ...]]
+) -> tuple[np.ndarray[Any, Any], list[tuple[int, ...]]]:
+    """`_exec_rows` of a small batch (single commands) with `rows` = events.tolist(), and
+    the execution rows as a list: a plain scan beats numpy's fixed cost per call."""
+    keep = [i for i, r in enumerate(rows) if r[E_TYPE] != T_BOOK_CHANGE]
+    if len(keep) == len(rows):
+        return events, rows
+    return events.take(keep), [rows[i] for i in keep]
 
 
 def _concat(parts: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
@@ -498,10 +508,17 @@ class EngineService:
                     [len(it.cmds) for it in items],
                 )
             )
-        exec_events = _exec_rows(events)
-        self._unjournaled.append(
-            _Batch(first, first + n - 1, ts, cmds, events, exec_events, items, t_ready)
-        )
+        if len(events) <= SMALL_BATCH:
+            rows = events.tolist()
+            exec_events, exec_rows = _exec_rows_small(events, rows)
+            batch = _Batch(
+                first, first + n - 1, ts, cmds, events, exec_events, items, t_ready, rows, exec_rows
+            )
+        else:
+            batch = _Batch(
+                first, first + n - 1, ts, cmds, events, _exec_rows(events), items, t_ready
+            )
+        self._unjournaled.append(batch)
         self._unjournaled_cmds += n
         if not self._writing:
             # The disk is idle: this batch goes now (a small unsynced write even answers
@@ -747,10 +764,10 @@ class EngineService:
         n = b.last_seq - b.first_seq + 1
         st.commands += n
         ex = b.exec_events
-        if n <= 32 and len(ex) <= 64:
+        if b.exec_rows is not None and n <= 32:
             # Small batches: counting in Python beats numpy's fixed cost per call.
             st.orders += b.cmds["kind"].tolist().count(SUBMIT)
-            types = ex["type"].tolist()
+            types = [r[E_TYPE] for r in b.exec_rows]
             st.trades += types.count(T_TRADE)
             st.rejects += (
                 types.count(T_REJECTED)
@@ -766,7 +783,7 @@ class EngineService:
         self._resolve(b)
         # The subscribers and published_seq move together, with no await in between,
         # so a stream switching from history to live misses nothing.
-        self.md.apply(b.first_seq, b.events)
+        self.md.apply(b.first_seq, b.events, b.rows)
         if len(ex):
             item = (b.first_seq, ex)
             for sub in self.exec_subscribers:
@@ -792,7 +809,7 @@ class EngineService:
                 if it.raw:
                     it.future.set_result(Result(b.first_seq, b.ts, [], [], ex))
                 else:
-                    own = ex.tolist()
+                    own = ex.tolist() if b.exec_rows is None else b.exec_rows
                     it.future.set_result(Result(b.first_seq, b.ts, own, [0, len(own)]))
             return
         bounds = np.searchsorted(ex["cmd_index"], np.arange(n + 1), side="left").tolist()
@@ -811,7 +828,7 @@ class EngineService:
                     it.future.set_result(Result(b.first_seq + offset, b.ts, [], [], part))
                 else:
                     if rows is None:
-                        rows = ex.tolist()
+                        rows = ex.tolist() if b.exec_rows is None else b.exec_rows
                     it.future.set_result(
                         Result(
                             b.first_seq + offset,

@@ -1,14 +1,18 @@
 """MarketData.apply: the column-wise path for large batches builds the same books as
-applying the events a few at a time; the record helpers equal numpy's own indexing."""
+applying the events a few at a time, the row path for small batches agrees with the
+column-wise one batch by batch; the record helpers equal numpy's own indexing."""
 
 from __future__ import annotations
+
+import asyncio
 
 import numpy as np
 import pytest
 
 from hft.engine import Engine, core_available
-from hft.engine.mapping import copy_rows, select_rows
-from hft.engine.marketdata import MarketData
+from hft.engine.mapping import T_BOOK_CHANGE, T_TRADE, copy_rows, select_rows
+from hft.engine.marketdata import SMALL_BATCH, MarketData, MdItem
+from hft.engine.streams import Subscriber
 from hft.engine.testing import OrderFlow, default_config
 from hft.engine.types import COMMAND_DTYPE, EVENT_DTYPE, CommandKind
 
@@ -55,6 +59,59 @@ def test_large_batches_build_the_same_books(seed: int) -> None:
         assert whole.books[sid].bids == pieces.books[sid].bids, sid
         assert whole.books[sid].asks == pieces.books[sid].asks, sid
     assert sum(len(b.bids) + len(b.asks) for b in whole.books.values()) > 10
+
+
+def _published(sub: Subscriber[MdItem]) -> list[tuple[int, bytes]]:
+    """What the subscriber was handed since the last call (get() would wait on nothing)."""
+    items = asyncio.run(sub.get()) if sub._items else []
+    return [(seq, ev.tobytes()) for seq, ev in items]
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_row_path_agrees_with_column_path(seed: int) -> None:
+    events = flow_events(seed, 2000)
+    rng = np.random.default_rng(seed)
+    rows_md, cols_md = MarketData(INFOS, INFOS), MarketData(INFOS, INFOS)
+    everything = frozenset(INFOS)
+    rows_sub = rows_md.subscribe(everything, 1 << 20)
+    cols_sub = cols_md.subscribe(everything, 1 << 20)
+    start, first_seq, batches = 0, 1, 0
+    while start < len(events):
+        # Random small batches, some with no market data, some with nothing else.
+        size = int(rng.integers(1, SMALL_BATCH + 1))
+        batch = events[start : start + size]
+        rows_md.apply_rows(first_seq, batch, batch.tolist())
+        cols_md.apply_columns(first_seq, batch)
+        assert rows_md.book_seqs() == cols_md.book_seqs()
+        for sid in INFOS:
+            assert rows_md.books[sid].bids == cols_md.books[sid].bids, (start, sid)
+            assert rows_md.books[sid].asks == cols_md.books[sid].asks, (start, sid)
+        assert _published(rows_sub) == _published(cols_sub)
+        start += size
+        first_seq += size
+        batches += 1
+    assert batches > 30
+    assert any(rows_md.book_seqs().values())
+    # apply() picks the row path for small batches and gets the same books.
+    auto = MarketData(INFOS, INFOS)
+    for k in range(0, len(events), 7):
+        auto.apply(1, events[k : k + 7])
+    assert auto.book_seqs() == rows_md.book_seqs()
+    for sid in INFOS:
+        assert auto.books[sid].bids == rows_md.books[sid].bids
+        assert auto.books[sid].asks == rows_md.books[sid].asks
+
+
+def test_row_path_publishes_only_market_data() -> None:
+    events = flow_events(6, 400)
+    md = MarketData(INFOS, INFOS)
+    sub = md.subscribe(frozenset(INFOS), 1 << 20)
+    for k in range(0, len(events), 5):
+        batch = events[k : k + 5]
+        md.apply(k + 1, batch)
+        published = _published(sub)
+        want = batch[(batch["type"] == T_TRADE) | (batch["type"] == T_BOOK_CHANGE)]
+        assert published == ([(k + 1, want.tobytes())] if len(want) else [])
 
 
 def test_record_helpers() -> None:
