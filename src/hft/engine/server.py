@@ -940,9 +940,12 @@ def main(argv: list[str]) -> int:
         print(f"hft engine: cannot create data directory {args.data_dir}: {exc}", file=sys.stderr)
         return 1
     listener = setup_logging(config.engine.log_level, json_lines=config.engine.log_json)
-    # The journal thread needs the GIL back after every write and fsync; the default
-    # 5 ms switch interval would let the sequencer hold it that long each time.
-    sys.setswitchinterval(0.0002)
+    # The journal thread needs the GIL back after every write and fsync, and the default
+    # 5 ms switch interval would let the event loop hold it that long each time. Shorter
+    # is not better: at 0.2 ms the other threads preempted commands in the middle of
+    # their processing often enough to push its p99 over 100 us (1 ms: p99 59-68 us
+    # against 64-104 us, batch throughput unchanged, unary round trip p99 about 8% up).
+    sys.setswitchinterval(0.001)
     tune_malloc()
     try:
         try:
