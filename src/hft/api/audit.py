@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,53 +15,36 @@ from hft.db.models.auth import AuditEntry
 from hft.db.session import Database, write_transaction
 
 
-def record(
-    session: AsyncSession,
-    action: str,
-    *,
-    user_id: int | None = None,
-    target: str | None = None,
-    details: dict[str, Any] | None = None,
-    ip: str | None = None,
-    request_id: str | None = None,
-) -> AuditEntry:
+class AuditFields(TypedDict, total=False):
+    """Who did it, to what, from where (all optional)."""
+
+    user_id: int | None
+    target: str | None
+    details: dict[str, Any] | None
+    ip: str | None
+    request_id: str | None
+
+
+def record(session: AsyncSession, action: str, **fields: Unpack[AuditFields]) -> AuditEntry:
     """Add an audit entry to `session`'s transaction (it commits with the change it
     describes, or not at all). `action` is dotted, e.g. `auth.login`, `order.cancel`;
     `details` must be JSON-serializable (decimals as strings)."""
-    entry = AuditEntry(
-        **audit_values(
-            utcnow(),
-            action,
-            user_id=user_id,
-            target=target,
-            details=details,
-            ip=ip,
-            request_id=request_id,
-        )
-    )
+    entry = AuditEntry(**audit_values(utcnow(), action, **fields))
     session.add(entry)
     return entry
 
 
-def audit_values(
-    ts: datetime,
-    action: str,
-    *,
-    user_id: int | None = None,
-    target: str | None = None,
-    details: dict[str, Any] | None = None,
-    ip: str | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
+def audit_values(ts: datetime, action: str, **fields: Unpack[AuditFields]) -> dict[str, Any]:
     """The column values of an audit entry, for bulk inserts (same rules as `record`)."""
+    target, ip, rid = fields.get("target"), fields.get("ip"), fields.get("request_id")
     return {
         "ts": ts,
-        "user_id": user_id,
+        "user_id": fields.get("user_id"),
         "action": action[:64],
         "target": None if target is None else target[:128],
-        "details": dict(details or {}),
+        "details": dict(fields.get("details") or {}),
         "ip": None if ip is None else ip[:64],
-        "request_id": None if request_id is None else request_id[:64],
+        "request_id": None if rid is None else rid[:64],
     }
 
 
@@ -81,25 +64,8 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
 
-    async def write(
-        self,
-        action: str,
-        *,
-        user_id: int | None = None,
-        target: str | None = None,
-        details: dict[str, Any] | None = None,
-        ip: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        values = audit_values(
-            utcnow(),
-            action,
-            user_id=user_id,
-            target=target,
-            details=details,
-            ip=ip,
-            request_id=request_id,
-        )
+    async def write(self, action: str, **fields: Unpack[AuditFields]) -> None:
+        values = audit_values(utcnow(), action, **fields)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((values, fut))
         if self._task is None or self._task.done():

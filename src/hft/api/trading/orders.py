@@ -40,6 +40,7 @@ from hft.api.trading.repo import (
     open_exposure,
     order_by_client_id,
     own_order,
+    own_order_status,
     position_quantity,
 )
 from hft.api.trading.runtime import TradingRuntime
@@ -391,8 +392,8 @@ async def get_order(
     return FastJSON(order_public(order, rt.instruments.get(order.symbol), fills))
 
 
-def _not_open(order: OrderRow) -> ApiError:
-    return ApiError(409, "order_not_open", f"order {order.id} is {order.status}")
+def _not_open(order_id: int, status: str) -> ApiError:
+    return ApiError(409, "order_not_open", f"order {order_id} is {status}")
 
 
 @router.delete(
@@ -410,23 +411,12 @@ async def cancel_order(
     request_id: RequestId,
 ) -> FastJSON:
     account_id = await _account_id(rt, session, user.id)
-    parsed = parse_id(order_id)
-    found = (
-        None
-        if parsed is None
-        else (
-            await session.execute(
-                select(OrderRow.status).where(
-                    OrderRow.id == parsed, OrderRow.account_id == account_id
-                )
-            )
-        ).scalar_one_or_none()
-    )
-    if parsed is None or found is None:
+    oid = parse_id(order_id)
+    status = None if oid is None else await own_order_status(session, account_id, oid)
+    if oid is None or status is None:
         raise ApiError(404, "order_not_found", "no such order")
-    oid = parsed
-    if found not in OPEN_STATUSES:
-        raise ApiError(409, "order_not_open", f"order {oid} is {found}")
+    if status not in OPEN_STATUSES:
+        raise _not_open(oid, status)
     await session.commit()
     await rt.audit.write(
         "order.cancel", user_id=user.id, target=f"order:{oid}", ip=ip, request_id=request_id
@@ -530,7 +520,7 @@ async def amend_order(
     account_id = await _account_id(rt, session, user.id)
     order = await _order_or_404(session, account_id, order_id)
     if order.status not in ("new", "partially_filled"):
-        raise _not_open(order)
+        raise _not_open(order.id, order.status)
     inst = rt.instruments.get(order.symbol)
     if inst is None:
         raise ApiError(422, "unknown_symbol", f"unknown symbol {order.symbol!r}", "symbol")
@@ -539,7 +529,7 @@ async def amend_order(
         account = await lock_account_fresh(session, account_id)
         fresh = await session.get(OrderRow, oid, with_for_update=True, populate_existing=True)
         if account is None or fresh is None or fresh.status not in ("new", "partially_filled"):
-            raise _not_open(order)
+            raise _not_open(order.id, order.status)
         # Validated against the order as read under the lock: a fill or another amend
         # committed since the first read changes the filled quantity and the leaves the
         # engine must be given.

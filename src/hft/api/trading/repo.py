@@ -44,6 +44,18 @@ async def own_order(session: AsyncSession, account_id: int, order_id: int) -> Or
     ).scalar_one_or_none()
 
 
+async def own_order_status(session: AsyncSession, account_id: int, order_id: int) -> str | None:
+    """The order's status if it belongs to the account, without loading the row."""
+    status: str | None = (
+        await session.execute(
+            select(OrderRow.status).where(
+                OrderRow.id == order_id, OrderRow.account_id == account_id
+            )
+        )
+    ).scalar_one_or_none()
+    return status
+
+
 async def order_by_client_id(
     session: AsyncSession, account_id: int, client_order_id: str
 ) -> OrderRow | None:
