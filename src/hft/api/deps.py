@@ -90,7 +90,11 @@ class UserCache:
         if time.monotonic() >= entry[0]:
             del self._entries[user_id]
             return None
-        return User(**entry[1])
+        # A fresh transient instance filled directly: what `User(**values)` builds,
+        # without an instrumented attribute set per column.
+        user: User = _USER_MANAGER.new_instance()
+        user.__dict__.update(entry[1])
+        return user
 
     def put(self, user: User) -> None:
         if not user.is_active:
@@ -110,6 +114,7 @@ class UserCache:
 
 
 _USER_COLUMNS = tuple(c.key for c in User.__table__.columns)
+_USER_MANAGER = User.__mapper__.class_manager
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -268,6 +273,44 @@ async def get_current_user(
 ) -> User:
     """The authenticated user. Raises ApiError 401 (`not_authenticated`) for missing or
     bad credentials and 429 (`rate_limited`) past the per-user limit."""
+    user = await _identify(request, settings, session)
+    _admit(request, user, limiter)
+    return user
+
+
+async def authenticate(request: Request, session: AsyncSession | None = None) -> User:
+    """`get_current_user` for routes that resolve their own arguments (hft.api.direct):
+    the same checks and errors. Without a session, a bearer token whose user is in the
+    user cache needs no database at all; otherwise a session is opened for the lookup."""
+    state = request.app.state
+    if session is not None:
+        user = await _identify(request, state.settings, session)
+    else:
+        cached = _cached_bearer_user(request, state.user_cache)
+        if cached is not None:
+            user = cached
+        else:
+            db: Database = state.db
+            async with db.session() as own:
+                user = await _identify(request, state.settings, own)
+    _admit(request, user, state.rate_limiter)
+    return user
+
+
+def _cached_bearer_user(request: Request, cache: UserCache) -> User | None:
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    user_id = cache.token_user(token.strip())
+    if user_id is None:
+        return None
+    user = cache.get(user_id)
+    if user is not None:
+        request.state.auth_method = "token"
+    return user
+
+
+async def _identify(request: Request, settings: Settings, session: AsyncSession) -> User:
     auth = request.headers.get("authorization")
     key_id = request.headers.get(API_KEY_HEADER)
     if auth:
@@ -281,13 +324,16 @@ async def get_current_user(
         request.state.auth_method = "api_key"
     else:
         raise not_authenticated()
+    return user
+
+
+def _admit(request: Request, user: User, limiter: RateLimiter) -> None:
     request.state.user_id = user.id
     try:
         limiter.check_rest_user(user.id)
     except ApiError:
         RATE_LIMITED.labels("user").inc()
         raise
-    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -328,6 +374,7 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "UserCache",
+    "authenticate",
     "get_current_user",
     "get_database",
     "get_session",

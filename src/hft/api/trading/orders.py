@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hft.api.audit import record
 from hft.api.deps import ClientIp, CurrentUser, RequestId, SessionDep
+from hft.api.direct import direct_route
 from hft.api.errors import ApiError
 from hft.api.trading import metrics
 from hft.api.trading.body import JsonNumber, check_fields, read_object
@@ -162,8 +163,10 @@ async def _replay(rt: TradingRuntime, order: OrderRow, spec: OrderSpec) -> FastJ
     return FastJSON(view, status_code=200, headers={"Idempotent-Replay": "true"})
 
 
-@router.post(
+@direct_route(
+    router,
     "/orders",
+    methods=["POST"],
     status_code=201,
     response_model=None,
     summary="Place an order",
@@ -177,7 +180,6 @@ async def _replay(rt: TradingRuntime, order: OrderRow, spec: OrderSpec) -> FastJ
 async def create_order(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
     rt: RuntimeDep,
     ip: ClientIp,
     request_id: RequestId,
@@ -190,12 +192,14 @@ async def create_order(
         spec = validate_order(body, rt.instruments)
     except ServiceError as exc:
         raise api_error(exc) from None
-    account_id = await _account_id(rt, session, user.id)
-    if spec.client_order_id is not None:
-        known = await order_by_client_id(session, account_id, spec.client_order_id)
-        if known is not None:
-            return await _replay(rt, known, spec)
-    await session.commit()
+    account_id = rt.account_ids.get(user.id)
+    if account_id is None or spec.client_order_id is not None:
+        async with rt.db.session() as session:
+            account_id = await _account_id(rt, session, user.id)
+            if spec.client_order_id is not None:
+                known = await order_by_client_id(session, account_id, spec.client_order_id)
+                if known is not None:
+                    return await _replay(rt, known, spec)
     if rt.engine_status() != "ok":
         raise engine_unavailable()
     inst = rt.instruments[spec.symbol]
@@ -356,8 +360,10 @@ async def _order_or_404(session: Any, account_id: int, order_id: str) -> OrderRo
     return order
 
 
-@router.get(
+@direct_route(
+    router,
     "/orders/by-client-id/{client_order_id}",
+    methods=["GET"],
     response_model=OrderPublic,
     summary="One of the caller's orders by client_order_id, with its fills",
     responses=errors(404),
@@ -377,8 +383,10 @@ async def get_order_by_client_id(
     return FastJSON(order_public(order, rt.instruments.get(order.symbol), fills))
 
 
-@router.get(
+@direct_route(
+    router,
     "/orders/{order_id}",
+    methods=["GET"],
     response_model=OrderPublic,
     summary="One of the caller's orders, with its fills",
     responses=errors(404),
@@ -396,8 +404,10 @@ def _not_open(order_id: int, status: str) -> ApiError:
     return ApiError(409, "order_not_open", f"order {order_id} is {status}")
 
 
-@router.delete(
+@direct_route(
+    router,
     "/orders/{order_id}",
+    methods=["DELETE"],
     response_model=OrderPublic,
     summary="Cancel one of the caller's orders",
     responses=errors(404, 409, 503),
@@ -497,8 +507,10 @@ async def cancel_all(
     )
 
 
-@router.patch(
+@direct_route(
+    router,
     "/orders/{order_id}",
+    methods=["PATCH"],
     response_model=OrderPublic,
     summary="Amend an open order: new total quantity and/or price",
     openapi_extra=body_doc(OrderAmend),

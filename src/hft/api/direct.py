@@ -1,0 +1,141 @@
+"""Routes whose arguments are resolved by a fixed plan instead of FastAPI's solver.
+
+FastAPI's generic dependency solver costs about as much CPU per request as placing an
+order does (it walks the dependency tree, builds a session for every request, checks
+scopes, and collects errors). The hot trading routes only take the request, the user,
+the runtime, the client address, the request id, the session and string path
+parameters; `DirectRoute` works out once, when the route is built, which of those the
+endpoint wants and then supplies them directly:
+
+* `CurrentUser` through `deps.authenticate`: the same checks, errors and rate limit; a
+  bearer token of a cached user needs no database session;
+* `SessionDep` as one session for the request (shared with authentication);
+* any dependency that takes nothing but the request (`RuntimeDep`, `ClientIp`,
+  `RequestId`, ...) by calling it with the request.
+
+The route is declared exactly like any other (its OpenAPI entry, security schemes and
+error responses are FastAPI's), and exceptions go through the app's exception handlers
+as usual. An endpoint with anything else in its signature (query, header or body
+parameters, other dependencies) is refused when the route is built, so no parameter can
+silently go unvalidated.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hft.api.deps import authenticate, get_current_user, get_session
+from hft.db.session import Database
+
+# (name, kind, payload): "path" -> path parameter name; "user", "session"; "call" ->
+# a dependency called with the request.
+_Step = tuple[str, str, Any]
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def _plan(dependant: Dependant, endpoint: Callable[..., Any]) -> tuple[list[_Step], bool]:
+    name = getattr(endpoint, "__name__", repr(endpoint))
+    unsupported = (
+        dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+    )
+    if unsupported:
+        raise TypeError(f"DirectRoute: {name} takes query, header, cookie or body parameters")
+    steps: list[_Step] = []
+    if dependant.request_param_name:
+        steps.append((dependant.request_param_name, "request", None))
+    for param in dependant.path_params:
+        if param.field_info.annotation is not str:
+            raise TypeError(f"DirectRoute: path parameter {param.name} of {name} must be str")
+        steps.append((param.name, "path", param.alias or param.name))
+    needs_session = False
+    for dep in dependant.dependencies:
+        if dep.name is None:
+            raise TypeError(f"DirectRoute: {name} has an unnamed dependency")
+        if dep.call is get_current_user:
+            steps.append((dep.name, "user", None))
+        elif dep.call is get_session:
+            steps.append((dep.name, "session", None))
+            needs_session = True
+        elif _request_only(dep):
+            steps.append((dep.name, "call", dep.call))
+        else:
+            raise TypeError(f"DirectRoute: {name} depends on {dep.call!r}, not resolvable here")
+    hints = typing.get_type_hints(endpoint)
+    returned = hints.get("return")
+    if not (isinstance(returned, type) and issubclass(returned, Response)):
+        raise TypeError(f"DirectRoute: {name} must be annotated to return a Response")
+    return steps, needs_session
+
+
+def _request_only(dep: Dependant) -> bool:
+    return (
+        dep.call is not None
+        and dep.request_param_name is not None
+        and not dep.dependencies
+        and not (
+            dep.path_params
+            or dep.query_params
+            or dep.header_params
+            or dep.cookie_params
+            or dep.body_params
+        )
+    )
+
+
+class DirectRoute(APIRoute):
+    """An APIRoute whose endpoint arguments are resolved by a plan made at build time."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[..., Awaitable[Response]] = self.endpoint
+        steps, needs_session = _plan(self.dependant, endpoint)
+
+        async def call(request: Request, session: AsyncSession | None) -> Response:
+            kwargs: dict[str, Any] = {}
+            for name, kind, payload in steps:
+                if kind == "request":
+                    kwargs[name] = request
+                elif kind == "path":
+                    kwargs[name] = request.path_params[payload]
+                elif kind == "user":
+                    kwargs[name] = await authenticate(request, session)
+                elif kind == "session":
+                    kwargs[name] = session
+                else:
+                    kwargs[name] = await payload(request)
+            return await endpoint(**kwargs)
+
+        async def handler(request: Request) -> Response:
+            if not needs_session:
+                return await call(request, None)
+            db: Database = request.app.state.db
+            async with db.session() as session:
+                return await call(request, session)
+
+        return handler
+
+
+def direct_route(
+    router: APIRouter, path: str, *, methods: list[str], **options: Any
+) -> Callable[[_Endpoint], _Endpoint]:
+    """Decorator like `router.post(path, ...)`, for a `DirectRoute`."""
+
+    def decorator(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=methods, route_class_override=DirectRoute, **options
+        )
+        return endpoint
+
+    return decorator
+
+
+__all__ = ["DirectRoute", "direct_route"]
