@@ -21,6 +21,7 @@ the other and can never both spend the same cash.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, make_url, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from hft.db.models.auth import Account
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+STATEMENT_CACHE_SIZE = 2048
 _BEGIN_OPTION = "hft_begin"
 
 _writer_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -65,10 +68,48 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         )
         _configure_sqlite(engine.sync_engine)
         return engine
-    kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
-    if url.startswith("postgresql"):
-        kwargs["pool_pre_ping"] = True
-    return create_async_engine(url, echo=echo, **kwargs)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql+asyncpg"):
+        query = make_url(url).query
+        # Multi-row INSERTs and IN lists have one SQL text per batch size; with the
+        # drivers' default of 100 cached statements per connection they would be
+        # prepared again and again (a round trip each).
+        for option in ("prepared_statement_cache_size", "statement_cache_size"):
+            if option not in query:
+                connect_args[option] = STATEMENT_CACHE_SIZE
+    engine = create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+    )
+    _ping_idle_connections(engine.sync_engine)
+    return engine
+
+
+# A pooled connection that has sat idle longer than this is pinged before use. Under
+# load connections go back and forth within milliseconds and are not pinged (SQLAlchemy's
+# pool_pre_ping would cost a round trip on every checkout); after a server restart or
+# an idle period, the idle ones are checked and replaced when dead.
+IDLE_PING_S = 1.0
+_CHECKED_IN = "hft_checked_in"
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: Any
+    ) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out another (a new one when
+            # none is left), as pool_pre_ping does.
+            raise DisconnectionError(f"idle connection is dead: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

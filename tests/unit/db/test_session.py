@@ -6,8 +6,9 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+import hft.db.session as session_module
 from hft.db.migrate import upgrade
 from hft.db.models.auth import Account, User
 from hft.db.session import Database, lock_account, write_transaction
@@ -119,5 +120,55 @@ async def test_sqlite_pragmas(tmp_path) -> None:
             "busy_timeout": 30000,
         }
         assert await db.ping()
+    finally:
+        await db.dispose()
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.session() as session:
+        return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_idle_connection_killed_by_the_server_is_replaced(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled PostgreSQL connection idle past IDLE_PING_S is pinged before use, so one
+    the server dropped meanwhile (restart, idle timeout) is replaced, not handed out."""
+    if not empty_db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL pool behaviour")
+    db, killer = Database(empty_db_url, pool_size=1), Database(empty_db_url, pool_size=1)
+    try:
+        pid = await _backend_pid(db)
+        async with killer.session() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        monkeypatch.setattr(session_module, "IDLE_PING_S", 0.0)
+        assert await _backend_pid(db) != pid
+    finally:
+        await db.dispose()
+        await killer.dispose()
+
+
+async def test_busy_connections_are_not_pinged(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not empty_db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL pool behaviour")
+    db = Database(empty_db_url, pool_size=1)
+    pings: list[object] = []
+    dialect = db.engine.sync_engine.dialect
+    real_ping = dialect.do_ping
+
+    def counting_ping(conn: object) -> bool:
+        pings.append(conn)
+        return bool(real_ping(conn))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dialect, "do_ping", counting_ping)
+    try:
+        first = await _backend_pid(db)
+        assert await _backend_pid(db) == first
+        assert pings == []
+        monkeypatch.setattr(session_module, "IDLE_PING_S", 0.0)
+        assert await _backend_pid(db) == first
+        assert len(pings) == 1
     finally:
         await db.dispose()
