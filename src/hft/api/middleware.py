@@ -4,10 +4,11 @@ last-resort 500 with the request id for exceptions nobody handled."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -31,6 +32,26 @@ _SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
 )
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+# Request ids only need to be unique, not secret: a random prefix per process (so the
+# workers of one deployment and its restarts never collide) and a counter, instead of
+# a getrandom() system call per request.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _reseed() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes: 16 random hex digits and a counter."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def client_ip(scope: Scope) -> str | None:
@@ -117,7 +138,7 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rid = _incoming_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
         try:

@@ -38,3 +38,23 @@ def test_route_template(template: str, path: str, params: dict[str, object], exp
 
 def test_unmatched() -> None:
     assert route_template({"path": "/nope"}) == "unmatched"
+
+
+def test_generated_request_ids_are_unique_and_differ_in_a_forked_child() -> None:
+    import os
+
+    from hft.api.middleware import new_request_id
+
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child[:16] != new_request_id()[:16]

@@ -22,6 +22,7 @@ from sqlalchemy import BindParameter, Table, bindparam, func, insert, select, up
 from sqlalchemy.exc import IntegrityError
 
 from hft.api.audit import audit_values
+from hft.api.trading import metrics
 from hft.db.base import utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
@@ -68,8 +69,6 @@ class OrderEntry:
         self.rt = runtime
         self._queue: asyncio.Queue[EntryRequest] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.orders = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="order-entry")
@@ -186,8 +185,7 @@ class OrderEntry:
                     _SET_RESERVED,
                     [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(changed)],
                 )
-        self.batches += 1
-        self.orders += len(batch)
+        metrics.BATCH_SIZE.labels("entry").observe(len(batch))
         for item, result in results:
             if item.future.done():
                 continue

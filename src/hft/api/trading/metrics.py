@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 
-def _build(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge, Histogram, Counter]:
+def _build(
+    registry: CollectorRegistry,
+) -> tuple[Counter, Histogram, Gauge, Histogram, Counter, Histogram]:
     orders = Counter(
         "hft_orders_total",
         "Order status transitions (pending_new on entry, then each status reached)",
@@ -37,7 +39,22 @@ def _build(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge, Hist
         ["type"],
         registry=registry,
     )
-    return orders, engine_rtt, lag, lag_seconds, events
+    batch_size = Histogram(
+        "hft_batch_size",
+        "Items per group commit: orders per entry transaction (entry), orders per engine "
+        "call (engine_submit), execution events per projection transaction (projection)",
+        ["stage"],
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+        registry=registry,
+    )
+    return orders, engine_rtt, lag, lag_seconds, events, batch_size
 
 
-ORDERS, ENGINE_RTT, PROJECTION_LAG, PROJECTION_LAG_SECONDS, PROJECTION_EVENTS = _build(REGISTRY)
+(
+    ORDERS,
+    ENGINE_RTT,
+    PROJECTION_LAG,
+    PROJECTION_LAG_SECONDS,
+    PROJECTION_EVENTS,
+    BATCH_SIZE,
+) = _build(REGISTRY)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
+import itertools
 import logging
 import time
 from collections import Counter
@@ -757,7 +759,10 @@ class Projection:
         # Whole commands (all events of one sequence), so a batch never ends half way
         # through a command and a waiter is released after one transaction.
         self._queue: asyncio.Queue[list[pb.ExecutionEvent]] = asyncio.Queue(maxsize=20_000)
-        self._cond = asyncio.Condition()
+        # Callers waiting for a sequence to be applied: (sequence, tie-breaker, future),
+        # a min-heap so each commit wakes exactly the callers it satisfies.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_ids = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriber: Any = None
         self.lag_samples: list[float] = []
@@ -812,6 +817,7 @@ class Projection:
             while len(batch) < self.batch and not self._queue.empty():
                 batch.extend(self._queue.get_nowait())
             metrics.PROJECTION_LAG.set(self._queue.qsize())
+            metrics.BATCH_SIZE.labels("projection").observe(len(batch))
             while True:
                 try:
                     result = await self._apply(batch)
@@ -834,9 +840,7 @@ class Projection:
             # max: a batch may end with a command the restarted stream delivered again.
             self.last = max(self.last, (last.sequence, last.index))
             through = last.sequence if last.last_in_sequence else last.sequence - 1
-            async with self._cond:
-                self.applied_through = max(self.applied_through, through)
-                self._cond.notify_all()
+            self._advance(through)
             self._busy = False
             if result is not None:
                 for listener in self.listeners:
@@ -856,14 +860,27 @@ class Projection:
         """Wait until every event of ``sequence`` is in the database; False on timeout."""
         if self.applied_through >= sequence:
             return True
-        async with self._cond:
-            try:
-                await asyncio.wait_for(
-                    self._cond.wait_for(lambda: self.applied_through >= sequence), timeout
-                )
-            except TimeoutError:
-                return False
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (sequence, next(self._waiter_ids), fut))
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            return False
+        finally:
+            # A timed-out or cancelled waiter's entry stays in the heap until a commit
+            # passes its sequence; its future is done, so waking it is a no-op.
+            fut.cancel()
         return True
+
+    def _advance(self, through: int) -> None:
+        """Every event of sequences <= `through` is committed: release their waiters."""
+        self.applied_through = max(self.applied_through, through)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.applied_through:
+            fut = heapq.heappop(waiters)[2]
+            if not fut.done():
+                fut.set_result(None)
 
     def idle(self) -> bool:
         """Connected to the stream with nothing received left to apply."""

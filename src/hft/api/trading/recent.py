@@ -13,31 +13,32 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hft.api.trading.schemas import fill_public, order_public
+from hft.api.trading.schemas import order_public
 
 if TYPE_CHECKING:
     from hft.api.trading.projection import AppliedBatch
+    from hft.db.models.trading import FillRow, OrderRow
     from hft.services.instruments import InstrumentInfo
 
 
 class RecentOrders:
+    """Rows are kept as the projection handed them over (detached, never changed) and
+    rendered only when an answer needs them: most orders in a batch (resting orders
+    filled passively, cancels) are never asked for here."""
+
     def __init__(
         self, instruments: Callable[[], dict[str, InstrumentInfo]], capacity: int = 20_000
     ) -> None:
         self._instruments = instruments
         self.capacity = capacity
-        # order id -> (last applied sequence, order document, its fills seen so far)
-        self._orders: OrderedDict[int, tuple[int, dict[str, Any], list[dict[str, Any]]]] = (
-            OrderedDict()
-        )
+        # order id -> (last applied sequence, the order row, its fills seen so far)
+        self._orders: OrderedDict[int, tuple[int, OrderRow, list[FillRow]]] = OrderedDict()
 
     def on_applied(self, batch: AppliedBatch) -> None:
-        fills: dict[int, list[dict[str, Any]]] = {}
+        fills: dict[int, list[FillRow]] = {}
         filled: dict[int, Decimal] = {}
         for fill in batch.fills:
-            fills.setdefault(fill.order_id, []).append(
-                fill_public(fill, self._instruments().get(fill.symbol))
-            )
+            fills.setdefault(fill.order_id, []).append(fill)
             filled[fill.order_id] = filled.get(fill.order_id, Decimal(0)) + fill.quantity
         for order in batch.orders.values():
             known = self._orders.pop(order.id, None)
@@ -48,8 +49,7 @@ class RecentOrders:
             else:
                 # It had fills before this cache saw it: only the database has them all.
                 continue
-            doc = order_public(order, self._instruments().get(order.symbol))
-            self._orders[order.id] = (order.last_sequence, doc, merged)
+            self._orders[order.id] = (order.last_sequence, order, merged)
             if len(self._orders) > self.capacity:
                 self._orders.popitem(last=False)
 
@@ -58,4 +58,5 @@ class RecentOrders:
         entry = self._orders.get(order_id)
         if entry is None or entry[0] < at_least:
             return None
-        return {**entry[1], "fills": list(entry[2])}
+        _, order, fills = entry
+        return order_public(order, self._instruments().get(order.symbol), fills)

@@ -166,15 +166,7 @@ class MarketDataRelay:
                 side[d.price] = (d.quantity, d.order_count)
             book.seq += 1
             if hub is not None:
-                hub.book_update(
-                    book,
-                    {
-                        "side": "buy" if d.side == pb.SIDE_BUY else "sell",
-                        "price": book.price(d.price),
-                        "quantity": book.qty(max(d.quantity, 0)),
-                        "order_count": d.order_count,
-                    },
-                )
+                hub.book_update(book, d)
         else:
             t = ev.trade
             book.last_trade = (t.price, t.quantity, t.timestamp_ns)

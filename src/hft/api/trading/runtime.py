@@ -98,6 +98,7 @@ class TradingRuntime:
             self.client.submit_order,
             max_batch=trading.engine_batch_max,
             max_in_flight=trading.engine_batches_in_flight,
+            on_batch=metrics.BATCH_SIZE.labels("engine_submit").observe,
         )
         self.recent = RecentOrders(lambda: self.instruments)
         self._tasks: list[asyncio.Task[None]] = []

@@ -42,11 +42,13 @@ class OrderSender:
         *,
         max_batch: int = 256,
         max_in_flight: int = 2,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_in_flight < 1:
             raise ValueError("max_batch and max_in_flight must be at least 1")
         self._submit_many = submit_many
         self._submit_one = submit_one
+        self._on_batch = on_batch
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
         self._waiting: deque[_Waiting] = deque()
@@ -90,6 +92,8 @@ class OrderSender:
     async def _send_batch(self, batch: list[_Waiting]) -> None:
         self.batches += 1
         self.orders += len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         if len(batch) == 1:
             await self._send_one(*batch[0])
             return

@@ -29,6 +29,7 @@ from hft.api.trading.relay import BookState
 from hft.api.trading.schemas import candle_public, fill_public, order_public
 from hft.db.models.auth import Account
 from hft.db.models.trading import OrderRow
+from hft.engine.pb import engine_pb2 as pb
 from hft.services.candles import INTERVALS
 from hft.services.decimals import fmt
 
@@ -107,17 +108,26 @@ class Hub:
             "data": book.view(depth),
         }
 
-    def book_update(self, book: BookState, delta: dict[str, Any]) -> None:
+    def book_update(self, book: BookState, delta: pb.BookDelta) -> None:
+        """A level changed (the relay already applied it to `book`). The message is built
+        only when someone subscribes to the channel: most books have no viewer."""
         channel = f"book:{book.symbol}"
-        self.publish(
-            channel,
-            {
-                "channel": channel,
-                "type": "update",
-                "seq": book.seq,
-                "data": {**delta, "sequence": book.sequence},
-            },
-        )
+        if self.subs.get(channel):
+            self.publish(
+                channel,
+                {
+                    "channel": channel,
+                    "type": "update",
+                    "seq": book.seq,
+                    "data": {
+                        "side": "buy" if delta.side == pb.SIDE_BUY else "sell",
+                        "price": book.price(delta.price),
+                        "quantity": book.qty(max(delta.quantity, 0)),
+                        "order_count": delta.order_count,
+                        "sequence": book.sequence,
+                    },
+                },
+            )
         self._ticker(book)
 
     def trade(self, book: BookState, trade: dict[str, Any]) -> None:
@@ -127,6 +137,10 @@ class Hub:
 
     def _ticker(self, book: BookState) -> None:
         channel = f"ticker:{book.symbol}"
+        if not self.subs.get(channel):
+            # Nobody to tell; a new subscriber gets the current ticker on subscribing.
+            self._tickers.pop(book.symbol, None)
+            return
         data = book.ticker()
         if self._tickers.get(book.symbol) == data:
             return
@@ -216,7 +230,9 @@ class Hub:
         elif channel.startswith("ticker:"):
             book = self.runtime.relay.books.get(channel[7:]) if self.runtime.relay else None
             if book is not None:
-                conn.send({"channel": channel, "type": "ticker", "data": book.ticker()})
+                data = book.ticker()
+                self._tickers[book.symbol] = data
+                conn.send({"channel": channel, "type": "ticker", "data": data})
         conn.channels.add(key)
         self.subs.setdefault(key, set()).add(conn)
 

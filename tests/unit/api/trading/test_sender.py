@@ -65,7 +65,10 @@ async def test_a_lone_order_leaves_at_once_as_a_single_call() -> None:
 async def test_orders_waiting_behind_full_slots_go_as_one_batch_in_order() -> None:
     engine = FakeEngine()
     engine.gate = asyncio.Event()
-    sender = OrderSender(engine.submit_many, engine.submit_one, max_batch=3, max_in_flight=1)
+    sizes: list[int] = []
+    sender = OrderSender(
+        engine.submit_many, engine.submit_one, max_batch=3, max_in_flight=1, on_batch=sizes.append
+    )
     tasks = [asyncio.create_task(sender.submit(_req(i))) for i in range(1, 8)]
     await asyncio.sleep(0)
     engine.gate.set()
@@ -76,6 +79,7 @@ async def test_orders_waiting_behind_full_slots_go_as_one_batch_in_order() -> No
     assert [a.order_id for a in answers] == list(range(1, 8))
     assert sorted(a.sequence for a in answers) == list(range(1, 8))
     assert sender.orders == 7
+    assert sizes == [1, 3, 3]
 
 
 async def test_unavailable_engine_fails_every_order_of_the_batch() -> None:

@@ -9,6 +9,7 @@ from hft.api.errors import ApiError
 from hft.api.trading.config import TradingSettings
 from hft.api.trading.relay import BookState
 from hft.api.trading.ws import _CLOSE, Connection, Hub
+from hft.engine.pb import engine_pb2 as pb
 from hft.services.instruments import InstrumentInfo
 
 AAPL = InstrumentInfo(1, "AAPL", Decimal("0.01"), Decimal("1"), 1, 1000, 0, 0)
@@ -63,9 +64,16 @@ def test_book_subscription_snapshot_then_updates_in_sequence():
     assert (snap["type"], snap["seq"]) == ("snapshot", 7)
     assert snap["data"]["bids"] == [["190.00", "5"]]
     book.seq += 1
-    hub.book_update(book, {"side": "buy", "price": "190.00", "quantity": "0"})
+    hub.book_update(book, pb.BookDelta(symbol="AAPL", side=pb.SIDE_BUY, price=19000, quantity=0))
     upd = json.loads(conn.queue.get_nowait())
     assert (upd["type"], upd["seq"]) == ("update", 8)
+    assert upd["data"] == {
+        "side": "buy",
+        "price": "190.00",
+        "quantity": "0",
+        "order_count": 0,
+        "sequence": book.sequence,
+    }
     other = Connection(None, 10, None)
     hub.publish("trades:AAPL", {"x": 1})
     assert other.queue.empty()
@@ -94,3 +102,19 @@ def test_sender_closes_dropped_connection_with_1013():
 
     asyncio.run(go())
     assert closed["code"] == 1013
+
+
+def test_ticker_goes_only_to_subscribers_and_only_when_it_changes():
+    hub, book = hub_with_book()
+    delta = pb.BookDelta(symbol="AAPL", side=pb.SIDE_BUY, price=19000, quantity=5, order_count=1)
+    hub.book_update(book, delta)
+    assert hub._tickers == {}  # nobody watching: nothing computed or kept
+    conn = Connection(None, 10, None)
+    hub.subscribe(conn, "ticker:AAPL")
+    first = json.loads(conn.queue.get_nowait())
+    assert (first["type"], first["data"]["best_bid"]) == ("ticker", "190.00")
+    hub.book_update(book, delta)  # same best bid: no message
+    assert conn.queue.empty()
+    book.bids[19001] = (2, 1)
+    hub.book_update(book, pb.BookDelta(symbol="AAPL", side=pb.SIDE_BUY, price=19001, quantity=2))
+    assert json.loads(conn.queue.get_nowait())["data"]["best_bid"] == "190.01"
