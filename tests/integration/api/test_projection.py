@@ -307,7 +307,10 @@ async def test_racing_projections_apply_each_event_once(db_url, second_db_url):
                 )
                 for i, result in enumerate(results):
                     applied[i] += result is not None
-            assert min(applied) > 0
+            # Which one takes the write lock first is up to the scheduler (on SQLite the
+            # one ahead in the stream may win every time), so only the outcome is fixed:
+            # every event applied once, whoever applied it.
+            assert sum(applied) > 0
         finally:
             await other.dispose()
         # An event applied twice would show in fills, positions and cash (and a trade id

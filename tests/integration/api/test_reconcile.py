@@ -25,13 +25,15 @@ async def _until(predicate, limit=30.0):
     return False
 
 
-async def test_engine_down_then_back(app, client, engine, make_user):
+async def test_engine_down_then_back(app, client, engine, make_user, monkeypatch):
     alice = await make_user()
     resting = await place(alice, side="buy", quantity="2", price="185.00")
     runtime = app.state.trading
     engine.kill()
     # The order is sent before the backend noticed: its fate is unknown -> pending_new.
-    runtime._engine_state = "ok"
+    # (Patched, not set: the health monitor would otherwise notice the dead engine
+    # first now and then, and the order would be refused up front.)
+    monkeypatch.setattr(runtime, "engine_status", lambda: "ok")
     r = await alice.post(
         "/api/v1/orders",
         json={
@@ -44,6 +46,7 @@ async def test_engine_down_then_back(app, client, engine, make_user):
     )
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "engine_unavailable"
+    monkeypatch.undo()
     doubt = (await alice.get("/api/v1/orders/by-client-id/in-doubt")).json()
     assert doubt["status"] == "pending_new"
     # Known down: refused up front, nothing written.

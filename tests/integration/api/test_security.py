@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import websockets
@@ -126,24 +127,28 @@ async def test_websocket_private_channels_only_carry_own_data(app, live_server, 
 
 
 async def test_websocket_private_channels_stop_when_the_token_expires(app, live_server, make_user):
-    from hft.api.security import encode_token
+    from hft.api.security import decode_token, encode_token
 
     alice = await make_user()
     settings = app.state.settings
+    # `iat` is whole seconds, so a token "valid 4 s" may have 3.01 s left: wait for the
+    # expiry the token actually carries, and keep every message from before it, since
+    # a slow order round trip can make the expiry notice arrive in an earlier read.
     short = encode_token(
-        alice.user_id, settings.jwt_key(), expires_in=2, issuer=settings.jwt_issuer
+        alice.user_id, settings.jwt_key(), expires_in=4, issuer=settings.jwt_issuer
     )
+    expires_at = decode_token(short, settings.jwt_key(), issuer=settings.jwt_issuer).expires_at
     url = live_server.replace("http", "ws") + "/api/v1/ws"
     async with websockets.connect(url) as ws:
         await ws.send(json.dumps({"op": "auth", "token": short}))
         await ws.send(json.dumps({"op": "subscribe", "channels": ["orders", "trades:AAPL"]}))
-        await _ws_messages(ws, 0.3)
+        seen = await _ws_messages(ws, 0.3)
         before = await place(alice, side="buy", quantity="1", price="180.00")
-        msgs = await _ws_messages(ws, 0.5)
-        assert before["id"] in {m["data"]["id"] for m in msgs if m.get("channel") == "orders"}
-        await asyncio.sleep(2.5)  # past the token's expiry
-        msgs = await _ws_messages(ws, 0.5)
-        assert any(m.get("error", {}).get("code") == "token_expired" for m in msgs), msgs
+        seen += await _ws_messages(ws, 0.5)
+        assert before["id"] in {m["data"]["id"] for m in seen if m.get("channel") == "orders"}
+        await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.5)
+        seen += await _ws_messages(ws, 0.5)
+        assert any(m.get("error", {}).get("code") == "token_expired" for m in seen), seen
         after = await place(alice, side="buy", quantity="1", price="180.01")
         msgs = await _ws_messages(ws, 0.5)
         assert after["id"] not in {m["data"]["id"] for m in msgs if m.get("channel") == "orders"}
