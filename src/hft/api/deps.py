@@ -9,9 +9,10 @@ The session is the request's own; one is shared by all dependencies of a request
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -65,6 +66,7 @@ class UserCache:
         self.capacity = capacity
         self._entries: dict[int, tuple[float, dict[str, object]]] = {}
         self._tokens: dict[str, tuple[int, int]] = {}
+        self._reading: dict[int, asyncio.Future[None]] = {}
 
     def token_user(self, token: str) -> int | None:
         """The user id of a token verified before and not expired since, else None."""
@@ -94,6 +96,43 @@ class UserCache:
         # without an instrumented attribute set per column.
         user: User = _USER_MANAGER.new_instance()
         user.__dict__.update(entry[1])
+        return user
+
+    async def load(self, user_id: int, read: Callable[[], Awaitable[User | None]]) -> User | None:
+        """The user, from the cache or else from `read` (which is then cached if active).
+
+        One read per user at a time: when an entry expires, every request of that user
+        in flight misses at once, and without this each would take a pooled connection
+        (beyond the pool's size, a new one) to read the same row. The others wait for
+        the first read and take its result from the cache; if it failed or found no
+        active user, each reads for itself, so errors stay per request.
+        """
+        user = self.get(user_id)
+        if user is not None:
+            return user
+        if self.ttl > 0:
+            pending = self._reading.get(user_id)
+            if pending is not None:
+                # asyncio.wait, not await: a waiter cancelled (client gone) must not
+                # cancel the future the other waiters share.
+                await asyncio.wait([pending])
+                user = self.get(user_id)
+                if user is not None:
+                    return user
+            else:
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._reading[user_id] = done
+                try:
+                    user = await read()
+                    if user is not None:
+                        self.put(user)
+                    return user
+                finally:
+                    del self._reading[user_id]
+                    done.set_result(None)
+        user = await read()
+        if user is not None:
+            self.put(user)
         return user
 
     def put(self, user: User) -> None:
@@ -184,15 +223,13 @@ async def user_from_token(
         user_id = claims.user_id
         if cache is not None:
             cache.remember_token(token, user_id, claims.expires_at)
-    cached = cache.get(user_id) if cache is not None else None
-    if cached is not None:
-        return cached
-    user = await session.get(User, user_id)
+    if cache is not None:
+        user = await cache.load(user_id, lambda: session.get(User, user_id))
+    else:
+        user = await session.get(User, user_id)
     if user is None or not user.is_active:
         AUTH_FAILURES.labels("inactive_user").inc()
         raise not_authenticated("invalid token")
-    if cache is not None:
-        cache.put(user)
     return user
 
 
@@ -238,12 +275,9 @@ async def _user_from_signature(
         AUTH_FAILURES.labels("replayed_signature").inc()
         raise not_authenticated("request already used (replay)")
     cache: UserCache = request.app.state.user_cache
-    user = cache.get(key.user_id)
-    if user is None:
-        user = await session.get(User, key.user_id)
-        if user is None or not user.is_active:
-            raise not_authenticated("invalid API key or signature")
-        cache.put(user)
+    user = await cache.load(key.user_id, lambda: session.get(User, key.user_id))
+    if user is None or not user.is_active:
+        raise not_authenticated("invalid API key or signature")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
         async with write_transaction(session):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -84,3 +85,81 @@ def test_verified_tokens_are_remembered_until_they_expire(monkeypatch: pytest.Mo
     off = UserCache(ttl=0)
     off.remember_token("tok", 7, expires=6000)
     assert off.token_user("tok") is None
+
+
+class _Reader:
+    """A `read` callback that blocks until released and counts its calls."""
+
+    def __init__(self, result: User | None = None, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.result, self.error = result, error
+
+    async def __call__(self) -> User | None:
+        self.calls += 1
+        await self.release.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+async def test_concurrent_misses_read_the_user_once() -> None:
+    cache = UserCache(ttl=60)
+    read = _Reader(_user())
+    loads = [asyncio.create_task(cache.load(7, read)) for _ in range(20)]
+    await asyncio.sleep(0)
+    read.release.set()
+    users = await asyncio.gather(*loads)
+    assert read.calls == 1
+    assert {u.id for u in users if u is not None} == {7}
+    assert len({id(u) for u in users}) == 20  # each request still gets its own copy
+
+
+async def test_a_failed_read_lets_each_waiter_read_for_itself() -> None:
+    cache = UserCache(ttl=60)
+    failing = _Reader(error=ConnectionError("database gone"))
+    leader = asyncio.create_task(cache.load(7, failing))
+    await asyncio.sleep(0)
+    follower_read = _Reader(_user())
+    follower_read.release.set()
+    follower = asyncio.create_task(cache.load(7, follower_read))
+    await asyncio.sleep(0)
+    failing.release.set()
+    with pytest.raises(ConnectionError):
+        await leader
+    assert (await follower) is not None
+    assert follower_read.calls == 1
+
+
+async def test_an_inactive_user_is_read_by_every_request_and_never_cached() -> None:
+    cache = UserCache(ttl=60)
+    read = _Reader(_user(active=False))
+    read.release.set()
+    assert (await cache.load(7, read)).is_active is False  # type: ignore[union-attr]
+    assert (await cache.load(7, read)).is_active is False  # type: ignore[union-attr]
+    assert read.calls == 2
+    assert cache.get(7) is None
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_others() -> None:
+    cache = UserCache(ttl=60)
+    read = _Reader(_user())
+    leader = asyncio.create_task(cache.load(7, read))
+    await asyncio.sleep(0)
+    gone, staying = (asyncio.create_task(cache.load(7, read)) for _ in range(2))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    read.release.set()
+    assert (await leader) is not None
+    assert (await staying) is not None
+    assert gone.cancelled()
+    assert read.calls == 1
+
+
+async def test_without_a_cache_every_load_reads() -> None:
+    cache = UserCache(ttl=0)
+    read = _Reader(_user())
+    read.release.set()
+    await asyncio.gather(*(cache.load(7, read) for _ in range(3)))
+    assert read.calls == 3
