@@ -21,6 +21,7 @@ from hft.api.security import Passwords, ReplayCache
 from hft.api.settings import Settings, get_settings
 from hft.db.migrate import upgrade
 from hft.db.session import Database
+from hft.heap import API_YOUNG_THRESHOLD, freeze_heap
 
 API_PREFIX = "/api/v1"
 
@@ -97,13 +98,16 @@ def _openapi_factory(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def create_app(settings: Settings | None = None, *, with_trading: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, with_trading: bool = True, server: bool = False
+) -> FastAPI:
     """Build the backend application. Nothing touches the database or the engine until
     the app starts (its lifespan): then secrets are created if missing, migrations run
     (when `settings.run_migrations`), and the trading layer starts.
 
     `with_trading=False` leaves the trading layer out entirely (platform-only tests and
-    tools); the engine then reports `unavailable` in /health.
+    tools); the engine then reports `unavailable` in /health. `server=True` (the
+    `hft api` process, never tests) also freezes the heap once the app has started.
     """
     settings = settings or get_settings()
     trading_routers, trading_lifespan, engine_status = (
@@ -121,13 +125,17 @@ def create_app(settings: Settings | None = None, *, with_trading: bool = True) -
             app.state.db = db
             if trading_lifespan is not None:
                 async with trading_lifespan(app):
+                    if server:
+                        freeze_heap(API_YOUNG_THRESHOLD)
                     yield
             else:
                 yield
         finally:
             await db.dispose()
 
+    otel = settings.opentelemetry
     app = FastAPI(
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel},
         title="HFT broker API",
         version=__version__,
         description=(

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from hft.api.logs import configure_logging
 from hft.api.settings import Settings, load_settings
+from hft.heap import tune_malloc
 
 log = logging.getLogger("hft.api")
 
@@ -70,7 +71,8 @@ def app_factory() -> FastAPI:
 
     settings = load_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    return create_app(settings)
+    tune_malloc()
+    return create_app(settings, server=True)
 
 
 class _Server(uvicorn.Server):

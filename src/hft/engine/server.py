@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
-import gc
 import logging
 import os
 import signal
@@ -66,6 +64,7 @@ from hft.engine.service import (
 from hft.engine.streams import Closed, Overflowed
 from hft.engine.types import EVENT_DTYPE, CommandKind, InstrumentStatus
 from hft.engine.wire import encode_order_batch_response
+from hft.heap import freeze_heap, tune_malloc
 
 log = logging.getLogger("hft.engine.server")
 
@@ -879,46 +878,6 @@ def _update_collector(collector: EngineCollector, svc: EngineService) -> None:
             "journal_count": st.journal.count,
         }
     )
-
-
-def freeze_heap() -> None:
-    """Move everything alive after start-up and recovery out of the collector's reach.
-
-    The modules, the config and what recovery built live as long as the process; left in
-    the oldest generation, every full collection walks them again (10-20 ms here with
-    grpc, numpy and protobuf loaded; about 0.2 ms once frozen), a pause that lands on
-    whatever request is in flight. Frozen objects are never collected, so this runs once,
-    after a collection. The young-generation threshold stays at its default: larger ones
-    made each collection proportionally longer (0.4 ms at 3,000, 2 ms at 10,000 under
-    unary load) for the same total time.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_malloc() -> bool:
-    """Keep freed large buffers in the heap instead of returning them to the kernel.
-
-    By default glibc maps every buffer over a few hundred KiB (a batch's events and
-    answers) freshly and unmaps it when freed, so each batch pays a page fault per 4 KiB
-    it touches; that tripled the cost of encoding a batch answer. Returns False where
-    there is no glibc `mallopt` (the engine then runs with the default allocator).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    # 32 MiB is glibc's largest mmap threshold on 64-bit systems.
-    ok = int(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) == 1
-    return int(mallopt(_M_TRIM_THRESHOLD, 128 << 20)) == 1 and ok
 
 
 def main(argv: list[str]) -> int:
