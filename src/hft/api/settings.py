@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
     access_log: bool = True
+    # FastAPI's native OpenTelemetry traces, metrics and logs, through the providers the
+    # process configures (e.g. under `opentelemetry-instrument`). Off by default:
+    # Prometheus at /metrics is the backend's own telemetry, and FastAPI then skips
+    # looking the global providers up in the environment on every request (3-4 us).
+    opentelemetry: bool = False
 
     trading: TradingSettings = Field(default_factory=TradingSettings)
 

@@ -151,3 +151,16 @@ def test_config_file_documents_the_defaults(tmp_path: Path) -> None:
                     ), name
             continue
         assert got == want, key
+
+
+@pytest.mark.parametrize(("value", "enabled"), [("false", False), ("true", True)])
+def test_opentelemetry_switches_fastapis_native_instrumentation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, enabled: bool
+) -> None:
+    from hft.api.app import create_app
+
+    monkeypatch.setenv("HFT_OPENTELEMETRY", value)
+    settings = load_settings(REPO / "config" / "default.yaml", data_dir=tmp_path)
+    assert settings.opentelemetry is enabled
+    telemetry = create_app(settings, with_trading=False)._telemetry
+    assert (telemetry["tracing"], telemetry["metrics"], telemetry["logs"]) == (enabled,) * 3
