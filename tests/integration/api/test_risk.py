@@ -84,3 +84,22 @@ async def test_short_limit_and_admin_kill_switch(make_user):
     )
     assert r.json()["trading_enabled"] is True
     await place(alice, side="sell", quantity="1", price="195.00")
+
+
+async def test_sells_are_covered_by_the_position_less_open_sells(make_user):
+    """Without short selling, a sell needs a long position; what it may sell is the
+    position minus the sells already open."""
+    admin, alice, bob = await make_user(admin=True), await make_user(), await make_user()
+    r = await admin.put("/api/v1/risk/limits", json={"user_id": alice.user_id, "short_limit": "0"})
+    assert r.status_code == 200, r.text
+    r = await place(alice, side="sell", quantity="1", price="199.00", expect=403)
+    assert r["error"]["code"] == "insufficient_position"
+    await place(bob, side="sell", quantity="5", price="190.00")
+    bought = await place(alice, side="buy", quantity="5", price="190.00")
+    assert bought["status"] == "filled", bought
+    await place(alice, side="sell", quantity="3", price="199.00")
+    r = await place(alice, side="sell", quantity="3", price="199.00", expect=403)
+    assert r["error"]["code"] == "insufficient_position"
+    await place(alice, side="sell", quantity="2", price="199.00")
+    r = await place(alice, side="sell", quantity="1", price="199.00", expect=403)
+    assert r["error"]["code"] == "insufficient_position"

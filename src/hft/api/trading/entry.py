@@ -18,15 +18,28 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import BindParameter, Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    bindparam,
+    func,
+    insert,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 
 from hft.api.audit import audit_values
 from hft.api.trading import metrics
-from hft.db.base import utcnow
+from hft.db.base import Numeric, utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
 from hft.db.session import write_transaction
+from hft.db.sql import in_list
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
 from hft.services.orders import OPEN_STATUSES
@@ -42,6 +55,7 @@ MAX_BATCH = 256
 _ORDERS = cast(Table, OrderRow.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
 _ACCOUNTS = cast(Table, Account.__table__)
+_POSITION_ROWS = cast(Table, PositionRow.__table__)
 
 
 class AccountMissingError(Exception):
@@ -154,8 +168,7 @@ class OrderEntry:
         results: list[tuple[EntryRequest, Written | BaseException]] = []
         accepted: list[tuple[EntryRequest, dict[str, Any]]] = []
         accounts = lock_accounts(conn, ids)
-        exposure = open_exposure_many(conn, list(accounts))
-        positions = positions_many(conn, list(accounts))
+        exposure, positions = exposure_and_positions(conn, list(accounts))
         changed: set[int] = set()
         for item in batch:
             account = accounts.get(int(item.values["account_id"]))
@@ -268,7 +281,7 @@ def lock_accounts(conn: Connection, account_ids: list[int]) -> dict[int, LockedA
     and read what risk needs; one statement."""
     if not account_ids:
         return {}
-    rows = conn.execute(_LOCK_ACCOUNTS, {"ids": account_ids})
+    rows = conn.execute(_LOCK_ACCOUNTS[conn.dialect.name], {"ids": account_ids})
     return {int(r[0]): LockedAccount(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
 
 
@@ -280,49 +293,65 @@ class Exposure:
     leaves: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-def open_exposure_many(conn: Connection, account_ids: list[int]) -> dict[int, Exposure]:
-    """Open orders of several accounts, grouped (one query)."""
-    out: dict[int, Exposure] = {}
+def exposure_and_positions(
+    conn: Connection, account_ids: list[int]
+) -> tuple[dict[int, Exposure], dict[tuple[int, str], Decimal]]:
+    """Open orders (grouped) and signed position quantities of several accounts, in one
+    round trip: order rows carry a side, position rows none."""
+    exposure: dict[int, Exposure] = {}
+    positions: dict[tuple[int, str], Decimal] = {}
     if not account_ids:
-        return out
-    rows = conn.execute(_OPEN_EXPOSURE, {"ids": account_ids})
-    for account_id, symbol, side, n, leaves in rows:
-        exp = out.setdefault(int(account_id), Exposure())
+        return exposure, positions
+    rows = conn.execute(
+        _EXPOSURE_AND_POSITIONS[conn.dialect.name], {"ids": account_ids, "open": _OPEN}
+    )
+    for account_id, symbol, side, n, leaves, quantity in rows:
+        if side is None:
+            positions[(int(account_id), symbol)] = quantity
+            continue
+        exp = exposure.setdefault(int(account_id), Exposure())
         exp.count += int(n)
         exp.leaves[(symbol, side)] = int(leaves or 0)
-    return out
+    return exposure, positions
 
 
-def positions_many(conn: Connection, account_ids: list[int]) -> dict[tuple[int, str], Decimal]:
-    """Signed position quantities of several accounts (one query)."""
-    if not account_ids:
-        return {}
-    rows = conn.execute(_POSITIONS, {"ids": account_ids})
-    return {(int(a), s): q for a, s, q in rows}
-
-
-# Built once: constructing a statement costs more than running it on a small batch.
-_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_LOCK_ACCOUNTS = (
-    select(_ACCOUNTS.c.id, _ACCOUNTS.c.cash, _ACCOUNTS.c.reserved_cash, _ACCOUNTS.c.trading_enabled)
-    .where(_ACCOUNTS.c.id.in_(_IDS))
+# Built once, per dialect (hft.db.sql.in_list): constructing a statement costs more
+# than running it on a small batch.
+_LOCK_ACCOUNTS = {
+    d: select(
+        _ACCOUNTS.c.id, _ACCOUNTS.c.cash, _ACCOUNTS.c.reserved_cash, _ACCOUNTS.c.trading_enabled
+    )
+    .where(ids)
     .order_by(_ACCOUNTS.c.id)
     .with_for_update()
-)
-_OPEN_EXPOSURE = (
-    select(
-        OrderRow.account_id,
-        OrderRow.symbol,
-        OrderRow.side,
-        func.count(),
-        func.sum(OrderRow.leaves_lots),
+    for d, ids in in_list(_ACCOUNTS.c.id, "ids").items()
+}
+_OPEN = sorted(OPEN_STATUSES)
+# Column types come from the first SELECT, so it types the position column (Numeric:
+# Decimal on both databases) and the second one casts its placeholders to match.
+_EXPOSURE_AND_POSITIONS = {
+    d: union_all(
+        select(
+            _ORDERS.c.account_id,
+            _ORDERS.c.symbol,
+            _ORDERS.c.side,
+            func.count(),
+            func.sum(_ORDERS.c.leaves_lots),
+            sql_cast(null(), Numeric()),
+        )
+        .where(ids, in_list(_ORDERS.c.status, "open")[d])
+        .group_by(_ORDERS.c.account_id, _ORDERS.c.symbol, _ORDERS.c.side),
+        select(
+            _POSITION_ROWS.c.account_id,
+            _POSITION_ROWS.c.symbol,
+            sql_cast(null(), _ORDERS.c.side.type),
+            sql_cast(null(), BigInteger()),
+            sql_cast(null(), BigInteger()),
+            _POSITION_ROWS.c.quantity,
+        ).where(in_list(_POSITION_ROWS.c.account_id, "ids")[d]),
     )
-    .where(OrderRow.account_id.in_(_IDS), OrderRow.status.in_(OPEN_STATUSES))
-    .group_by(OrderRow.account_id, OrderRow.symbol, OrderRow.side)
-)
-_POSITIONS = select(PositionRow.account_id, PositionRow.symbol, PositionRow.quantity).where(
-    PositionRow.account_id.in_(_IDS)
-)
+    for d, ids in in_list(_ORDERS.c.account_id, "ids").items()
+}
 _SET_RESERVED = (
     update(_ACCOUNTS)
     .where(_ACCOUNTS.c.id == bindparam("b_id"))

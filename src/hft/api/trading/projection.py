@@ -53,6 +53,7 @@ from hft.db.models.trading import (
     TradeRow,
 )
 from hft.db.session import write_transaction
+from hft.db.sql import in_list
 from hft.engine.pb import engine_pb2 as pb
 from hft.services.candles import INTERVALS, bucket_start
 from hft.services.decimals import decimals_of
@@ -209,26 +210,26 @@ _ORDER_CHANGES = (
 _POSITION_VALUES = ("quantity", "cost_basis", "realized_pnl", "fees")  # Position field order
 _CANDLE_VALUES = ("open", "high", "low", "close", "volume", "trades")
 
-# Statements are built once: SQLAlchemy memoizes a statement's cache key, so a module-level
-# statement skips that work on every execution. FOR UPDATE is ignored by SQLite (whose
-# write transaction is already exclusive).
-_LOCK_ACCOUNTS = (
-    select(_ACCOUNTS.c.id, _ACCOUNTS.c.cash, _ACCOUNTS.c.reserved_cash)
-    .where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+# Statements are built once (per dialect where hft.db.sql.in_list differs): SQLAlchemy
+# memoizes a statement's cache key, so a module-level statement skips that work on every
+# execution. FOR UPDATE is ignored by SQLite (whose write transaction is already
+# exclusive).
+_LOCK_ACCOUNTS = {
+    d: select(_ACCOUNTS.c.id, _ACCOUNTS.c.cash, _ACCOUNTS.c.reserved_cash)
+    .where(ids)
     .order_by(_ACCOUNTS.c.id)
     .with_for_update()
-)
-_LOCK_ORDERS = (
-    select(_ORDERS)
-    .where(_ORDERS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_ORDERS.c.id)
-    .with_for_update()
-)
+    for d, ids in in_list(_ACCOUNTS.c.id, "ids").items()
+}
+_LOCK_ORDERS = {
+    d: select(_ORDERS).where(ids).order_by(_ORDERS.c.id).with_for_update()
+    for d, ids in in_list(_ORDERS.c.id, "ids").items()
+}
 # With trades, each order comes with its account's position in its symbol (NULLs if
 # none yet): the positions a fill changes, in the same round trip. Only orders are locked
 # (the projection, serialized by the cursor lock, is the only writer of positions).
-_LOCK_ORDERS_WITH_POSITIONS = (
-    select(_ORDERS, *(_POSITIONS.c[c].label(f"position_{c}") for c in _POSITION_VALUES))
+_LOCK_ORDERS_WITH_POSITIONS = {
+    d: select(_ORDERS, *(_POSITIONS.c[c].label(f"position_{c}") for c in _POSITION_VALUES))
     .outerjoin(
         _POSITIONS,
         and_(
@@ -236,10 +237,11 @@ _LOCK_ORDERS_WITH_POSITIONS = (
             _POSITIONS.c.symbol == _ORDERS.c.symbol,
         ),
     )
-    .where(_ORDERS.c.id.in_(bindparam("ids", expanding=True)))
+    .where(ids)
     .order_by(_ORDERS.c.id)
     .with_for_update(of=_ORDERS)
-)
+    for d, ids in in_list(_ORDERS.c.id, "ids").items()
+}
 _ORDER_COLUMNS = tuple(_ORDERS.c.keys())
 _READ_CANDLES = select(_CANDLES).where(
     tuple_(_CANDLES.c.symbol, _CANDLES.c.interval, _CANDLES.c.start).in_(
@@ -371,6 +373,7 @@ class BatchApplier:
         """Advance the cursor over `events` and apply those it had not passed yet;
         returns how many were applied (0: nothing changed). Once per applier."""
         self.conn = conn
+        self.dialect = conn.dialect.name
         todo = self._claim(events)
         if not todo:
             return 0
@@ -450,18 +453,20 @@ class BatchApplier:
         re-reserving from it would double-count the change.
         """
         if account_ids:
-            rows = self.conn.execute(_LOCK_ACCOUNTS, {"ids": sorted(account_ids)})
+            rows = self.conn.execute(_LOCK_ACCOUNTS[self.dialect], {"ids": sorted(account_ids)})
             self._accounts = {r.id: _Account(r.id, r.cash, r.reserved_cash) for r in rows}
         if with_positions:
             n = len(_ORDER_COLUMNS)
-            rows = self.conn.execute(_LOCK_ORDERS_WITH_POSITIONS, {"ids": sorted(order_ids)})
+            rows = self.conn.execute(
+                _LOCK_ORDERS_WITH_POSITIONS[self.dialect], {"ids": sorted(order_ids)}
+            )
             for r in rows:
                 order = dict(zip(_ORDER_COLUMNS, r[:n], strict=True))
                 self._orders[order["id"]] = order
                 if r[n] is not None:
                     self._positions[(order["account_id"], order["symbol"])] = Position(*r[n:])
         else:
-            rows = self.conn.execute(_LOCK_ORDERS, {"ids": sorted(order_ids)})
+            rows = self.conn.execute(_LOCK_ORDERS[self.dialect], {"ids": sorted(order_ids)})
             self._orders = {r.id: r._asdict() for r in rows}
         self._status_before = {oid: o["status"] for oid, o in self._orders.items()}
 
