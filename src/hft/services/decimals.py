@@ -9,6 +9,7 @@ its source text (see `parse_decimal`).
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -60,8 +61,10 @@ def parse_decimal(value: object, field: str, *, code: str | None = None) -> Deci
     return dec
 
 
+@functools.lru_cache(maxsize=1024)
 def decimals_of(step: Decimal) -> int:
-    """Number of decimal places of a step such as Decimal("0.01") (-> 2)."""
+    """Number of decimal places of a step such as Decimal("0.01") (-> 2); memoized,
+    since the few tick and lot sizes are asked for on every conversion."""
     exponent = step.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     return max(0, -exponent)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from sqlalchemy.exc import StatementError
 
@@ -32,12 +34,33 @@ probe = Table(
         ("0.000", "0"),
         ("-0.0001", "-0.0001"),
         ("12345678901234567890.123456789012345678", "12345678901234567890.123456789012345678"),
+        ("190.000000000000000000", "190"),
+        ("-3.000000000000000000", "-3"),
+        ("0E-18", "0"),
+        ("1E-18", "0.000000000000000001"),
+        ("1.0E+3", "1000"),
+        ("99999999999999999999999999999999999999", "99999999999999999999999999999999999999"),
+        ("-99999999999999999999.999999999999999999", "-99999999999999999999.999999999999999999"),
     ],
 )
 def test_canonical_decimal(value: str, expected: str) -> None:
     out = canonical_decimal(Decimal(value))
-    assert str(out) == expected
+    assert format(out, "f") == expected
     assert out == Decimal(value)
+
+
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=-(10**20), max_value=10**20
+    ).filter(lambda d: d.as_tuple().exponent >= -18)  # type: ignore[operator]
+)
+def test_canonical_decimal_is_the_same_number_in_plain_form(value: Decimal) -> None:
+    out = canonical_decimal(value)
+    assert out.as_tuple().exponent <= 0  # type: ignore[operator]
+    text = format(out, "f")
+    assert Decimal(text) == value
+    assert text != "-0"
+    assert not ("." in text and text.endswith("0"))
 
 
 @pytest.fixture
