@@ -77,11 +77,14 @@ class Numeric(TypeDecorator[Decimal]):
         return dialect.type_descriptor(SqlNumeric(NUMERIC_PRECISION, NUMERIC_SCALE, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
+        if type(value) is Decimal:  # the common case first: every money write is one
+            dec = value
+        elif value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        elif isinstance(value, bool) or not isinstance(value, Decimal | int):
             raise TypeError(f"exact decimal column needs Decimal or int, got {type(value)!r}")
-        dec = Decimal(value)
+        else:
+            dec = Decimal(value)
         if not dec.is_finite():
             raise ValueError(f"non-finite decimal {dec!r} cannot be stored")
         if dec.as_tuple().exponent < -NUMERIC_SCALE:  # type: ignore[operator]
