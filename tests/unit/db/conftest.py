@@ -38,3 +38,16 @@ async def empty_db_url(
         yield url
     finally:
         await postgres_server.drop(url)
+
+
+@pytest.fixture
+async def postgres_db_url(postgres_server: TemporaryPostgres | None) -> AsyncIterator[str]:
+    """An empty PostgreSQL database, for behaviour only PostgreSQL has (its pool pings,
+    server-side connection kills); the test is skipped without HFT_TEST_POSTGRES_URL."""
+    if postgres_server is None:
+        pytest.skip("HFT_TEST_POSTGRES_URL is not set")
+    url = await postgres_server.create()
+    try:
+        yield url
+    finally:
+        await postgres_server.drop(url)

@@ -130,13 +130,11 @@ async def _backend_pid(db: Database) -> int:
 
 
 async def test_idle_connection_killed_by_the_server_is_replaced(
-    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pooled PostgreSQL connection idle past IDLE_PING_S is pinged before use, so one
     the server dropped meanwhile (restart, idle timeout) is replaced, not handed out."""
-    if not empty_db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL pool behaviour")
-    db, killer = Database(empty_db_url, pool_size=1), Database(empty_db_url, pool_size=1)
+    db, killer = Database(postgres_db_url, pool_size=1), Database(postgres_db_url, pool_size=1)
     try:
         pid = await _backend_pid(db)
         async with killer.session() as session:
@@ -149,11 +147,9 @@ async def test_idle_connection_killed_by_the_server_is_replaced(
 
 
 async def test_busy_connections_are_not_pinged(
-    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not empty_db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL pool behaviour")
-    db = Database(empty_db_url, pool_size=1)
+    db = Database(postgres_db_url, pool_size=1)
     pings: list[object] = []
     dialect = db.engine.sync_engine.dialect
     real_ping = dialect.do_ping
