@@ -71,9 +71,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql+asyncpg"):
         query = make_url(url).query
-        # Multi-row INSERTs and IN lists have one SQL text per batch size; with the
-        # drivers' default of 100 cached statements per connection they would be
-        # prepared again and again (a round trip each).
+        # Multi-row INSERTs have one SQL text per batch size (id lists do not: they
+        # are bound as one array, hft.db.sql.in_list); with the drivers' default of 100
+        # cached statements per connection they would be prepared again and again (a
+        # round trip each).
         for option in ("prepared_statement_cache_size", "statement_cache_size"):
             if option not in query:
                 connect_args[option] = STATEMENT_CACHE_SIZE
