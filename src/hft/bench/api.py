@@ -459,7 +459,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         notes.append(
                             f"{args.api_workers} workers: each runs its own entry, sender and "
                             "projection; the projections share one cursor row (one applies a "
-                            "batch, the others skip it) and the entries lock the same traders' "
+                            "batch, the others read back what it changed for their own "
+                            "WebSocket clients) and the entries lock the same traders' "
                             "account rows, on cores the engine, PostgreSQL and the load "
                             "generator also need."
                         )

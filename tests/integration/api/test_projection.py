@@ -113,7 +113,9 @@ async def test_reapplying_old_events_changes_nothing(app, engine, make_user):
         if ev.type == pb.EVENT_TYPE_TRADE:
             break
     runtime = app.state.trading
-    assert await runtime.projection._apply(events) is None
+    replay = await runtime.projection._apply(events)
+    assert replay is not None
+    assert replay.observed == set(replay.orders)  # read back, not applied again
     assert await _fills(app) == before
     async with app.state.db.session() as s:
         cursor = (await s.execute(select(EngineCursor))).scalar_one()
@@ -235,8 +237,15 @@ async def test_events_are_applied_exactly_once_whatever_the_batches_repeat(db_ur
         projection = _projection(engine)
         # The first batch creates the cursor row.
         assert await projection._apply([*c[0], *c[1]]) is not None
-        # Already applied: nothing happens and listeners are not called.
-        assert await projection._apply(c[1]) is None
+        # Already applied: nothing changes; listeners get the rows read back, marked
+        # as observed rather than applied.
+        before = await _dump(engine)
+        replay = await projection._apply(c[1])
+        assert replay is not None
+        assert replay.orders
+        assert replay.observed == set(replay.orders)
+        await _check_listener_batch(engine, replay)
+        assert await _dump(engine) == before
         # A batch that starts before the cursor applies only what is past it.
         overlap = await projection._apply([*c[0], *c[1], *c[2], *c[3]])
         assert overlap is not None
@@ -247,7 +256,7 @@ async def test_events_are_applied_exactly_once_whatever_the_batches_repeat(db_ur
         first_multi = next(i for i, ev in enumerate(partial) if not ev.last_in_sequence)
         assert await projection._apply(partial[: first_multi + 1]) is not None
         assert await projection._apply(partial) is not None
-        assert await projection._apply(flat) is None
+        assert (await projection._apply(flat)).observed  # type: ignore[union-attr]
         assert await _dump(engine) == want
 
 
@@ -299,23 +308,38 @@ async def test_racing_projections_apply_each_event_once(db_url, second_db_url):
             pairs = zip_longest(
                 bench.batches(stream.commands, 5), bench.batches(stream.commands, 8)
             )
-            applied = [0, 0]
+            # What each process's listeners (its WebSocket clients) were told.
+            told: list[tuple[set[int], set[int], set[int]]] = [
+                (set(), set(), set()),
+                (set(), set(), set()),
+            ]
             for mine, theirs in pairs:
                 results = await asyncio.gather(
                     first._apply(mine) if mine else _nothing(),
                     second._apply(theirs) if theirs else _nothing(),
                 )
-                for i, result in enumerate(results):
-                    applied[i] += result is not None
-            # Which one takes the write lock first is up to the scheduler (on SQLite the
-            # one ahead in the stream may win every time), so only the outcome is fixed:
-            # every event applied once, whoever applied it.
-            assert sum(applied) > 0
+                for (orders, fills, accounts), result in zip(told, results, strict=True):
+                    if result is not None:
+                        orders.update(result.orders)
+                        fills.update(f.id for f in result.fills)
+                        accounts.update(result.account_values)
         finally:
             await other.dispose()
-        # An event applied twice would show in fills, positions and cash (and a trade id
-        # twice would not even commit).
+        # Which one takes the write lock first is up to the scheduler (on SQLite the one
+        # ahead in the stream may win every time), so the outcome is what is fixed: every
+        # event applied once, whoever applied it (an event applied twice would show in
+        # fills, positions and cash, and a trade id twice would not even commit) ...
         assert await _dump(engine) == want
+        # ... and each process told its own listeners about every order, fill and
+        # balance, whether it applied the events or the other one did.
+        all_orders = {row[0] for row in want["orders"]}
+        all_fills = {row[0] for row in (await _dump(engine))["fills"]}
+        traders = {row[0] for row in want["accounts"]}
+        for orders, fills, accounts in told:
+            assert orders == all_orders
+            assert fills == all_fills
+            assert accounts <= traders
+            assert accounts
 
 
 async def _nothing() -> None:

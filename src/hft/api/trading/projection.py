@@ -131,6 +131,10 @@ class AppliedBatch:
     accounts: set[int] = field(default_factory=set)
     account_values: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     candles: list[CandleRow] = field(default_factory=list)
+    # Orders in `orders` that another backend process applied: read back as they are
+    # now (possibly past this batch), so they are pushed to WebSocket clients but not
+    # taken as this batch's exact result.
+    observed: set[int] = field(default_factory=set)
 
 
 class _Step:
@@ -241,6 +245,15 @@ _LOCK_ORDERS_WITH_POSITIONS = {
     .order_by(_ORDERS.c.id)
     .with_for_update(of=_ORDERS)
     for d, ids in in_list(_ORDERS.c.id, "ids").items()
+}
+_READ_ORDERS = {d: select(_ORDERS).where(ids) for d, ids in in_list(_ORDERS.c.id, "ids").items()}
+_READ_FILLS = {
+    d: select(_FILLS).where(ids).order_by(_FILLS.c.id)
+    for d, ids in in_list(_FILLS.c.trade_id, "ids").items()
+}
+_READ_ACCOUNTS = {
+    d: select(_ACCOUNTS.c.id, _ACCOUNTS.c.cash, _ACCOUNTS.c.reserved_cash).where(ids)
+    for d, ids in in_list(_ACCOUNTS.c.id, "ids").items()
 }
 _ORDER_COLUMNS = tuple(_ORDERS.c.keys())
 _READ_CANDLES = select(_CANDLES).where(
@@ -353,8 +366,10 @@ class BatchApplier:
     change, and both the UPDATE parameters and the listeners' objects come from them).
     """
 
-    def __init__(self, fees: FeeSchedule) -> None:
+    def __init__(self, fees: FeeSchedule, *, observe: bool = False) -> None:
         self.fees = fees
+        # Also read back events another process applied (see _observe).
+        self.observe = observe
         self.out = AppliedBatch()
         self._orders: dict[int, dict[str, Any]] = {}
         self._status_before: dict[int, str] = {}
@@ -374,25 +389,75 @@ class BatchApplier:
         returns how many were applied (0: nothing changed). Once per applier."""
         self.conn = conn
         self.dialect = conn.dialect.name
-        todo = self._claim(events)
-        if not todo:
-            return 0
-        self._load(todo)
-        kinds: Counter[int] = Counter()
-        for ev in todo:
-            self._apply_one(ev)
-            kinds[ev.type] += 1
-        self._write()
-        for kind, n in kinds.items():
-            metrics.PROJECTION_EVENTS.labels(EVENT_TYPE_NAMES.get(kind, str(kind))).inc(n)
-        for oid, order in self.out.orders.items():
-            if self._status_before.get(oid) != order.status:
-                metrics.ORDERS.labels(order.status).inc()
+        fresh = after(events, (-1, -1))
+        todo = self._claim(fresh)
+        if todo:
+            self._load(todo)
+            kinds: Counter[int] = Counter()
+            for ev in todo:
+                self._apply_one(ev)
+                kinds[ev.type] += 1
+            self._write()
+            for kind, n in kinds.items():
+                metrics.PROJECTION_EVENTS.labels(EVENT_TYPE_NAMES.get(kind, str(kind))).inc(n)
+            for oid, order in self.out.orders.items():
+                if self._status_before.get(oid) != order.status:
+                    metrics.ORDERS.labels(order.status).inc()
+        if self.observe and len(todo) < len(fresh):
+            self._observe(fresh[: len(fresh) - len(todo)])
         return len(todo)
 
-    def _claim(self, events: Sequence[pb.ExecutionEvent]) -> list[pb.ExecutionEvent]:
-        """Lock the cursor, move it to the last new event; the new events."""
-        todo = after(events, (-1, -1))
+    def _observe(self, events: list[pb.ExecutionEvent]) -> None:
+        """Read back what `events`, applied by another backend process, changed.
+
+        With several workers every projection follows the stream and one of them
+        applies each batch; the others still owe their own WebSocket clients the
+        orders, fills, balances and candles it changed. The rows are read as they are
+        now, in this transaction (after the cursor lock, so the other process's commit
+        is visible); what this batch applied itself is kept as written.
+        """
+        out = self.out
+        order_ids = {ev.order_id for ev in events} | {
+            ev.maker_order_id for ev in events if ev.type == _TRADE
+        }
+        order_ids.discard(0)
+        account_ids = {ev.account_id for ev in events} | {
+            ev.maker_account_id for ev in events if ev.type == _TRADE
+        }
+        account_ids.discard(0)
+        trade_ids = sorted({ev.trade_id for ev in events if ev.type == _TRADE})
+        execute = self.conn.execute
+        if order_ids:
+            rows = execute(_READ_ORDERS[self.dialect], {"ids": sorted(order_ids)})
+            for row in rows:
+                if row.id not in out.orders:
+                    out.orders[row.id] = _detached(OrderRow, row._asdict())
+                    out.observed.add(row.id)
+        if trade_ids:
+            rows = execute(_READ_FILLS[self.dialect], {"ids": trade_ids})
+            out.fills += [_detached(FillRow, row._asdict()) for row in rows]
+        if account_ids - out.accounts:
+            rows = execute(
+                _READ_ACCOUNTS[self.dialect], {"ids": sorted(account_ids - out.accounts)}
+            )
+            for row in rows:
+                out.accounts.add(row.id)
+                out.account_values[row.id] = (row.cash, row.reserved_cash)
+        if trade_ids:
+            keys = {
+                (ev.symbol, interval, bucket_start(ev.timestamp_ns, interval))
+                for ev in events
+                if ev.type == _TRADE
+                for interval in INTERVALS
+            }
+            missing = keys - {(c.symbol, c.interval, c.start) for c in out.candles}
+            if missing:
+                rows = execute(_READ_CANDLES, {"keys": sorted(missing)})
+                out.candles += [_detached(CandleRow, row._asdict()) for row in rows]
+
+    def _claim(self, todo: list[pb.ExecutionEvent]) -> list[pb.ExecutionEvent]:
+        """Lock the cursor, move it to the last of `todo` (in order, each once); the
+        events of `todo` past where it was, a tail of `todo`."""
         if not todo:
             return todo
         first, last = todo[0], todo[-1]
@@ -856,10 +921,13 @@ class Projection:
 
     async def _apply(self, batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
         async with self._sessionmaker() as session, write_transaction(session):
-            applier = BatchApplier(self.fees)
+            applier = BatchApplier(self.fees, observe=True)
             conn = await session.connection()
             applied = await conn.run_sync(applier.apply, batch)
-        return applier.out if applied else None
+        out = applier.out
+        # Nothing applied here, but what another process applied was read back.
+        observed = out.observed or out.fills or out.accounts or out.candles
+        return out if applied or observed else None
 
     async def wait_applied(self, sequence: int, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until every event of ``sequence`` is in the database; False on timeout."""

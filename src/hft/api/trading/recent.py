@@ -42,6 +42,10 @@ class RecentOrders:
             filled[fill.order_id] = filled.get(fill.order_id, Decimal(0)) + fill.quantity
         for order in batch.orders.values():
             known = self._orders.pop(order.id, None)
+            if order.id in batch.observed:
+                # Read back after another process applied it: its row may be past this
+                # batch and its fills are not all here, so only the database answers.
+                continue
             if known is not None:
                 merged = known[2] + fills.get(order.id, [])
             elif order.filled_quantity == filled.get(order.id, Decimal(0)):

@@ -74,3 +74,16 @@ def test_capacity_evicts_oldest():
         recent.on_applied(AppliedBatch(orders={oid: order(oid)}))
     assert recent.get(1, 0) is None
     assert recent.get(3, 0) is not None
+
+
+def test_orders_another_process_applied_are_left_to_the_database():
+    recent = RecentOrders(lambda: {})
+    recent.on_applied(AppliedBatch(orders={1: order(1, "3")}, fills=[fill(1, 3, 7)]))
+    assert recent.get(1, 5) is not None
+    # Read back after another backend process applied the next events: the row may be
+    # ahead of the fills that came with it, so the cached entry goes and none replaces it.
+    later = order(1, "5", seq=9)
+    recent.on_applied(AppliedBatch(orders={1: later}, fills=[fill(1, 2, 8)], observed={1}))
+    assert recent.get(1, 5) is None
+    recent.on_applied(AppliedBatch(orders={2: order(2, "0", seq=9)}, observed={2}))
+    assert recent.get(2, 9) is None
