@@ -172,6 +172,10 @@ def main(argv: list[str]) -> int:
         return 0 if server.started else 1
     from uvicorn.supervisors import Multiprocess
 
+    # The workers only call listen() once their app has started (a second or two);
+    # listening here already queues connections in the backlog for them, so a client
+    # trusting the line below is never refused meanwhile.
+    sock.listen(config.backlog)
     print(f"api listening on {url}", flush=True)
     Multiprocess(config, sockets=[sock]).run()
     return 0

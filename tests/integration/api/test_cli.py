@@ -264,15 +264,9 @@ def test_hft_api_with_two_workers_shares_secrets_and_metrics(tmp_path: Path) -> 
     proc, url = _start_api(tmp_path, "--workers", "2")
     try:
         creds = {"username": "multi", "password": "pw-123456789"}
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = httpx.post(f"{url}/api/v1/auth/register", json=creds, timeout=10)
-                break
-            except httpx.TransportError:
-                # Workers are still starting; the socket already accepts connections.
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        # Right after the line, while the workers are still starting: the connection
+        # waits in the listen backlog instead of being refused.
+        r = httpx.post(f"{url}/api/v1/auth/register", json=creds, timeout=30)
         assert r.status_code == 201, r.text
         token = httpx.post(f"{url}/api/v1/auth/token", data=creds).json()["access_token"]
         # Whichever worker answers, it knows the token (one generated secret for all).
@@ -290,3 +284,92 @@ def test_hft_api_with_two_workers_shares_secrets_and_metrics(tmp_path: Path) -> 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+@pytest.mark.timeout(240)
+async def test_two_workers_push_every_private_update_to_each_websocket(
+    db_url: str, tmp_path: Path
+) -> None:
+    """With two workers both projections follow the engine, and each batch is applied
+    by one of them; a WebSocket client on either worker still gets every change to its
+    orders and every fill, whichever worker applied it or took the order."""
+    import websockets
+
+    from hft.engine.testing import EngineProcess
+
+    with EngineProcess(tmp_path / "engine") as engine:
+        proc, url = await asyncio.to_thread(
+            _start_api,
+            tmp_path,
+            "--workers",
+            "2",
+            "--engine-address",
+            engine.address,
+            "--database-url",
+            db_url,
+            "--config",
+            str(REPO / "config" / "default.yaml"),
+        )
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+                tokens = []
+                for name in ("ws_alice", "ws_bob"):
+                    creds = {"username": name, "password": "pw-123456789"}
+                    r = await c.post("/api/v1/auth/register", json=creds)
+                    assert r.status_code == 201, r.text
+                    r = await c.post("/api/v1/auth/token", data=creds)
+                    tokens.append(r.json()["access_token"])
+            sockets = []
+            for _ in range(4):  # a few connections, so both workers hold some
+                ws = await websockets.connect(url.replace("http", "ws") + "/api/v1/ws")
+                await ws.send(json.dumps({"op": "auth", "token": tokens[0]}))
+                await ws.send(json.dumps({"op": "subscribe", "channels": ["orders", "fills"]}))
+                sockets.append(ws)
+            await asyncio.sleep(0.5)
+            placed = []
+            for i in range(16):
+                # A new connection per order, so orders land on both workers.
+                async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+                    token = tokens[i % 2]
+                    side = "buy" if i % 2 == 0 else "sell"
+                    r = await c.post(
+                        "/api/v1/orders",
+                        json={
+                            "symbol": "AAPL",
+                            "side": side,
+                            "type": "limit",
+                            "quantity": "1",
+                            "price": "190.00",
+                        },
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    assert r.status_code == 201, r.text
+                    if i % 2 == 0:
+                        placed.append(r.json()["id"])
+            async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+                r = await c.get("/api/v1/fills", headers={"Authorization": f"Bearer {tokens[0]}"})
+                fill_ids = {(f["trade_id"], f["order_id"]) for f in r.json()}
+            assert len(placed) == 8
+            assert len(fill_ids) == 8
+            for ws in sockets:
+                orders: dict[str, str] = {}
+                fills: set[tuple[str, str]] = set()
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not (
+                    set(placed) <= {o for o, s in orders.items() if s == "filled"}
+                    and fill_ids <= fills
+                ):
+                    try:
+                        msg = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                    except TimeoutError:
+                        continue
+                    if msg.get("channel") == "orders":
+                        orders[msg["data"]["id"]] = msg["data"]["status"]
+                    elif msg.get("channel") == "fills":
+                        fills.add((msg["data"]["trade_id"], msg["data"]["order_id"]))
+                assert {o: orders.get(o) for o in placed} == dict.fromkeys(placed, "filled")
+                assert fills == fill_ids
+                await ws.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 60)
