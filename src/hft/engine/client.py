@@ -448,27 +448,61 @@ class EngineClient:
         self, from_sequence: int = 0
     ) -> AsyncIterator[pb.ExecutionEvent]:
         """Every execution event with sequence >= from_sequence in order, then live ones."""
-        call = self._stub.SubscribeExecutions(
-            pb.SubscribeExecutionsRequest(from_sequence=from_sequence)
-        )
-        try:
-            async for ev in call:
+        async for batch in self.subscribe_execution_batches(from_sequence):
+            for ev in batch:
                 yield ev
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from None
-        finally:
-            call.cancel()
+
+    async def subscribe_execution_batches(
+        self, from_sequence: int = 0
+    ) -> AsyncIterator[Sequence[pb.ExecutionEvent]]:
+        """The events of `subscribe_executions`, several at a time (SubscribeExecutionBatches;
+        an engine without that rpc is read one event per message)."""
+        request = pb.SubscribeExecutionsRequest(from_sequence=from_sequence)
+        async for batch in self._batched(
+            self._stub.SubscribeExecutionBatches, self._stub.SubscribeExecutions, request
+        ):
+            yield batch
 
     async def subscribe_market_data(
         self, symbols: Sequence[str] = (), depth: int = 0
     ) -> AsyncIterator[pb.MarketDataEvent]:
         """Per symbol an L2 snapshot, then contiguous deltas and trades (book_sequence)."""
-        call = self._stub.SubscribeMarketData(
-            pb.SubscribeMarketDataRequest(symbols=list(symbols), depth=depth)
-        )
+        async for batch in self.subscribe_market_data_batches(symbols, depth):
+            for ev in batch:
+                yield ev
+
+    async def subscribe_market_data_batches(
+        self, symbols: Sequence[str] = (), depth: int = 0
+    ) -> AsyncIterator[Sequence[pb.MarketDataEvent]]:
+        """The events of `subscribe_market_data`, several at a time."""
+        request = pb.SubscribeMarketDataRequest(symbols=list(symbols), depth=depth)
+        async for batch in self._batched(
+            self._stub.SubscribeMarketDataBatches, self._stub.SubscribeMarketData, request
+        ):
+            yield batch
+
+    async def _batched(
+        self, batched: Any, single: Any, request: Any
+    ) -> AsyncIterator[Sequence[Any]]:
+        # A message costs far more than an event, so the batched rpc is the default; an
+        # older engine answers UNIMPLEMENTED before any message, and the one-event rpc
+        # serves the same events.
+        call = batched(request)
+        received = False
+        try:
+            async for msg in call:
+                received = True
+                yield msg.events
+            return
+        except grpc.aio.AioRpcError as exc:
+            if received or exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise _translate(exc) from None
+        finally:
+            call.cancel()
+        call = single(request)
         try:
             async for ev in call:
-                yield ev
+                yield (ev,)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from None
         finally:
@@ -518,13 +552,14 @@ class ExecutionSubscriber:
             start = self._from if self.last is None else self.last[0]
             self._client = EngineClient(self.address, tls=self.tls)
             try:
-                async for ev in self._client.subscribe_executions(start):
-                    key = (ev.sequence, ev.index)
-                    if self.last is not None and key <= self.last:
-                        continue
-                    self.last = key
+                async for batch in self._client.subscribe_execution_batches(start):
                     delay = self._retry_initial
-                    yield ev
+                    for ev in batch:
+                        key = (ev.sequence, ev.index)
+                        if self.last is not None and key <= self.last:
+                            continue
+                        self.last = key
+                        yield ev
             except EngineUnavailable as exc:
                 log.info("execution stream interrupted (%s); resubscribing", exc)
             except EngineRequestError as exc:

@@ -69,6 +69,9 @@ from hft.heap import freeze_heap, tune_malloc
 log = logging.getLogger("hft.engine.server")
 
 SERVICE_NAME = "trading.pb.TradingEngine"
+# Most events per message of the batched subscription streams (about 150 bytes each):
+# far below gRPC's 4 MiB message limit even for long trade ids and symbols.
+STREAM_BATCH = 1024
 _HEALTH = {
     State.RECOVERING: pb.HealthCheckResponse.STATUS_RECOVERING,
     State.SERVING: pb.HealthCheckResponse.STATUS_SERVING,
@@ -576,6 +579,22 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SubscribeExecutions(  # noqa: N802
         self, request: pb.SubscribeExecutionsRequest, context: Any
     ) -> AsyncIterator[pb.ExecutionEvent]:
+        async for chunk in self._executions(request, context):
+            for m in chunk:
+                yield m
+
+    async def SubscribeExecutionBatches(  # noqa: N802
+        self, request: pb.SubscribeExecutionsRequest, context: Any
+    ) -> AsyncIterator[pb.ExecutionEventBatch]:
+        async for chunk in self._executions(request, context):
+            for i in range(0, len(chunk), STREAM_BATCH):
+                yield pb.ExecutionEventBatch(events=chunk[i : i + STREAM_BATCH])
+
+    async def _executions(
+        self, request: pb.SubscribeExecutionsRequest, context: Any
+    ) -> AsyncIterator[list[pb.ExecutionEvent]]:
+        """The execution events from `request.from_sequence` on, in order, as lists of
+        whatever was ready together (one events-log read, one published group)."""
         await self._serving(context)
         svc = self.svc
         infos = svc.infos
@@ -591,11 +610,13 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                     records = await asyncio.to_thread(reader.read, target)
                     if not records:
                         break
+                    chunk: list[pb.ExecutionEvent] = []
                     for rec in records:
                         evs = np.frombuffer(rec.payload, dtype=EVENT_DTYPE)
-                        for m in mapping.events_with_sequence(rec.first_seq, evs, next_seq, infos):
-                            yield m
+                        chunk += mapping.events_with_sequence(rec.first_seq, evs, next_seq, infos)
                         next_seq = max(next_seq, rec.last_seq + 1)
+                    if chunk:
+                        yield chunk
                 if next_seq <= target:
                     next_seq = target + 1  # commands without execution events
                 if svc.published_seq == target:
@@ -615,10 +636,12 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                 except Closed:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "engine is stopping")
                     return
+                chunk = []
                 for first, evs in items:
-                    for m in mapping.events_with_sequence(first, evs, next_seq, infos):
-                        yield m
+                    chunk += mapping.events_with_sequence(first, evs, next_seq, infos)
                     next_seq = max(next_seq, first + int(evs["cmd_index"][-1]) + 1)
+                if chunk:
+                    yield chunk
         finally:
             reader.close()
             if sub is not None:
@@ -627,6 +650,22 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SubscribeMarketData(  # noqa: N802
         self, request: pb.SubscribeMarketDataRequest, context: Any
     ) -> AsyncIterator[pb.MarketDataEvent]:
+        async for chunk in self._market_data(request, context):
+            for m in chunk:
+                yield m
+
+    async def SubscribeMarketDataBatches(  # noqa: N802
+        self, request: pb.SubscribeMarketDataRequest, context: Any
+    ) -> AsyncIterator[pb.MarketDataEventBatch]:
+        async for chunk in self._market_data(request, context):
+            for i in range(0, len(chunk), STREAM_BATCH):
+                yield pb.MarketDataEventBatch(events=chunk[i : i + STREAM_BATCH])
+
+    async def _market_data(
+        self, request: pb.SubscribeMarketDataRequest, context: Any
+    ) -> AsyncIterator[list[pb.MarketDataEvent]]:
+        """Per symbol a snapshot (one list each: a full book can be large), then the
+        deltas and trades as lists of whatever was published together."""
         await self._serving(context)
         svc = self.svc
         try:
@@ -645,7 +684,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         snaps = [svc.md.order_book(sid, request.depth, seq) for sid in dict.fromkeys(sids)]
         try:
             for ob in snaps:
-                yield pb.MarketDataEvent(sequence=seq, book_sequence=ob.book_sequence, snapshot=ob)
+                yield [
+                    pb.MarketDataEvent(sequence=seq, book_sequence=ob.book_sequence, snapshot=ob)
+                ]
             while True:
                 try:
                     items = await sub.get()
@@ -658,9 +699,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                 except Closed:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "engine is stopping")
                     return
+                chunk: list[pb.MarketDataEvent] = []
                 for item in items:
-                    for m in svc.md.to_messages(item, symbol_ids):
-                        yield m
+                    chunk += svc.md.to_messages(item, symbol_ids)
+                if chunk:
+                    yield chunk
         finally:
             svc.md.unsubscribe(sub, symbol_ids)
 

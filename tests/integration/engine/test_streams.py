@@ -12,6 +12,7 @@ import pytest
 
 from hft.engine.client import (
     EngineClient,
+    EngineRequestError,
     ExecutionSubscriber,
     order_request,
     pb,
@@ -213,3 +214,129 @@ async def test_slow_subscriber_is_dropped_not_waited_for(tmp_path: Path) -> None
     finally:
         await slow_channel.close()
         engine.kill()
+
+
+async def _single_executions(address: str, until_seq: int) -> list[pb.ExecutionEvent]:
+    """The one-event-per-message rpc, read through the raw stub."""
+    from hft.engine.pb import engine_pb2_grpc as pb_grpc
+
+    got: list[pb.ExecutionEvent] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = pb_grpc.TradingEngineStub(channel).SubscribeExecutions(
+            pb.SubscribeExecutionsRequest(from_sequence=0)
+        )
+        async for ev in call:
+            got.append(ev)
+            if ev.sequence >= until_seq and ev.last_in_sequence:
+                call.cancel()
+                break
+    return got
+
+
+async def test_execution_batches_carry_exactly_the_single_stream_events(
+    engine: EngineProcess,
+) -> None:
+    from hft.engine.server import STREAM_BATCH
+
+    flow = OrderFlow(21)
+    acked = await drive(engine.address, flow, 300)
+    sizes: list[int] = []
+    batched: list[pb.ExecutionEvent] = []
+    async with EngineClient(engine.address) as c:
+        stream = c.subscribe_execution_batches(0)
+        last = max(e.sequence for e in acked)
+        async for batch in stream:
+            sizes.append(len(batch))
+            batched += batch
+            if batched[-1].sequence >= last and batched[-1].last_in_sequence:
+                break
+        # Live: a 20-order SubmitOrders is published as one group, so it arrives as
+        # one message, not twenty.
+        live_sizes: list[int] = []
+        reqs = [
+            order_request(900_000 + i, 1 + i % 3, "MSFT", 1, 1, 1, 40000 + i, 1) for i in range(20)
+        ]
+        resp = await c.submit_orders(reqs)
+        target = max(r.sequence for r in resp.responses)
+        async for batch in stream:
+            live_sizes.append(len(batch))
+            batched += batch
+            if batched[-1].sequence >= target and batched[-1].last_in_sequence:
+                break
+        await stream.aclose()
+    single = await _single_executions(engine.address, target)
+    assert batched == single
+    assert batched[: len(acked)] == sorted(acked, key=key)
+    assert max(sizes) > 1, "history is read many events per message"
+    assert all(0 < n <= STREAM_BATCH for n in sizes + live_sizes)
+    assert len(live_sizes) < 20, live_sizes
+
+
+async def test_market_data_batches_carry_exactly_the_single_stream_events(
+    engine: EngineProcess,
+) -> None:
+    flow = OrderFlow(22)
+    await drive(engine.address, flow, 50)
+    async with EngineClient(engine.address) as c:
+        singles = c._stub.SubscribeMarketData(pb.SubscribeMarketDataRequest(symbols=["AAPL"]))
+        batches = c.subscribe_market_data_batches(["AAPL"])
+        first_single = await singles.read()
+        first_batch = await anext(batches)
+        assert list(first_batch) == [first_single]
+        assert first_single.WhichOneof("event") == "snapshot"
+        await drive(engine.address, flow, 300)
+        target = (await c.get_order_book("AAPL", 1)).book_sequence
+        from_single: list[pb.MarketDataEvent] = []
+        while not from_single or from_single[-1].book_sequence < target:
+            from_single.append(await singles.read())
+        from_batches: list[pb.MarketDataEvent] = []
+        sizes = []
+        while not from_batches or from_batches[-1].book_sequence < target:
+            batch = await anext(batches)
+            sizes.append(len(batch))
+            from_batches += batch
+        singles.cancel()
+        await batches.aclose()
+    assert from_batches == from_single
+    assert [e.book_sequence for e in from_batches] == list(
+        range(first_single.book_sequence + 1, target + 1)
+    )
+    assert len(sizes) < len(from_batches), "some messages carry several events"
+
+
+async def test_client_reads_an_engine_without_the_batched_rpcs() -> None:
+    """An engine that predates SubscribeExecutionBatches answers UNIMPLEMENTED; the client
+    then reads the one-event stream, and a failure after that is still reported."""
+    events = [
+        pb.ExecutionEvent(sequence=s, index=0, last_in_sequence=True, order_id=s) for s in (3, 4, 5)
+    ]
+
+    async def executions(request: pb.SubscribeExecutionsRequest, context: object) -> object:
+        for ev in events:
+            if ev.sequence >= request.from_sequence:
+                yield ev
+
+    handler = grpc.method_handlers_generic_handler(
+        "trading.pb.TradingEngine",
+        {
+            "SubscribeExecutions": grpc.unary_stream_rpc_method_handler(
+                executions,
+                request_deserializer=pb.SubscribeExecutionsRequest.FromString,
+                response_serializer=pb.ExecutionEvent.SerializeToString,
+            )
+        },
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with EngineClient(f"127.0.0.1:{port}") as c:
+            got = [ev async for ev in c.subscribe_executions(4)]
+            assert got == events[1:]
+            with pytest.raises(EngineRequestError) as ei:
+                async for _ in c.subscribe_market_data(["AAPL"]):
+                    pass
+            assert ei.value.code == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await server.stop(None)

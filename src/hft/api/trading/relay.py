@@ -97,10 +97,11 @@ class MarketDataRelay:
         delay = 0.1
         while True:
             try:
-                async for ev in self.runtime.client.subscribe_market_data([], 0):
+                async for batch in self.runtime.client.subscribe_market_data_batches([], 0):
                     self.live = True
                     delay = 0.1
-                    self._handle(ev)
+                    for ev in batch:
+                        self._handle(ev)
             except asyncio.CancelledError:
                 self.live = False
                 raise

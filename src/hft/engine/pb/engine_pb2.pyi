@@ -1371,6 +1371,53 @@ class MarketDataEvent(_message.Message):
 Global___MarketDataEvent: _TypeAlias = MarketDataEvent  # noqa: Y015
 
 @_typing.final
+class ExecutionEventBatch(_message.Message):
+    """SubscribeExecutionBatches and SubscribeMarketDataBatches deliver exactly the events of
+    SubscribeExecutions and SubscribeMarketData, in the same order, several per message:
+    whatever is ready when the stream can send, at most 1,024 events. Each stream message
+    costs both ends far more than the few events it carries, so a busy subscriber gets
+    many events for the cost of one message; a quiet one still gets each event at once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ExecutionEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionEventBatch: _TypeAlias = ExecutionEventBatch  # noqa: Y015
+
+@_typing.final
+class MarketDataEventBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___MarketDataEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___MarketDataEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarketDataEventBatch: _TypeAlias = MarketDataEventBatch  # noqa: Y015
+
+@_typing.final
 class GetStatsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -129,6 +129,16 @@ class TradingEngineStub:
                 request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumns.SerializeToString,
                 response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumnsResponse.FromString,
                 _registered_method=True)
+        self.SubscribeExecutionBatches = channel.unary_stream(
+                '/trading.pb.TradingEngine/SubscribeExecutionBatches',
+                request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.SubscribeExecutionsRequest.SerializeToString,
+                response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.ExecutionEventBatch.FromString,
+                _registered_method=True)
+        self.SubscribeMarketDataBatches = channel.unary_stream(
+                '/trading.pb.TradingEngine/SubscribeMarketDataBatches',
+                request_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.SubscribeMarketDataRequest.SerializeToString,
+                response_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.MarketDataEventBatch.FromString,
+                _registered_method=True)
 
 
 class TradingEngineServicer:
@@ -248,6 +258,18 @@ class TradingEngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubscribeExecutionBatches(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeMarketDataBatches(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingEngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -345,6 +367,16 @@ def add_TradingEngineServicer_to_server(servicer, server):
                     servicer.SubmitOrderColumns,
                     request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumns.FromString,
                     response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumnsResponse.SerializeToString,
+            ),
+            'SubscribeExecutionBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeExecutionBatches,
+                    request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.SubscribeExecutionsRequest.FromString,
+                    response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.ExecutionEventBatch.SerializeToString,
+            ),
+            'SubscribeMarketDataBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeMarketDataBatches,
+                    request_deserializer=hft_dot_engine_dot_pb_dot_engine__pb2.SubscribeMarketDataRequest.FromString,
+                    response_serializer=hft_dot_engine_dot_pb_dot_engine__pb2.MarketDataEventBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -860,6 +892,60 @@ class TradingEngine:
             '/trading.pb.TradingEngine/SubmitOrderColumns',
             hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumns.SerializeToString,
             hft_dot_engine_dot_pb_dot_engine__pb2.OrderColumnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeExecutionBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trading.pb.TradingEngine/SubscribeExecutionBatches',
+            hft_dot_engine_dot_pb_dot_engine__pb2.SubscribeExecutionsRequest.SerializeToString,
+            hft_dot_engine_dot_pb_dot_engine__pb2.ExecutionEventBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeMarketDataBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trading.pb.TradingEngine/SubscribeMarketDataBatches',
+            hft_dot_engine_dot_pb_dot_engine__pb2.SubscribeMarketDataRequest.SerializeToString,
+            hft_dot_engine_dot_pb_dot_engine__pb2.MarketDataEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

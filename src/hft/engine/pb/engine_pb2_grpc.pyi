@@ -55,6 +55,8 @@ class TradingEngineStub:
     SetMaxOpenOrders: _grpc.UnaryUnaryMultiCallable[_engine_pb2.SetMaxOpenOrdersRequest, _engine_pb2.CommandResponse]
     ExpireDay: _grpc.UnaryUnaryMultiCallable[_engine_pb2.ExpireDayRequest, _engine_pb2.CommandResponse]
     SubmitOrderColumns: _grpc.UnaryUnaryMultiCallable[_engine_pb2.OrderColumns, _engine_pb2.OrderColumnsResponse]
+    SubscribeExecutionBatches: _grpc.UnaryStreamMultiCallable[_engine_pb2.SubscribeExecutionsRequest, _engine_pb2.ExecutionEventBatch]
+    SubscribeMarketDataBatches: _grpc.UnaryStreamMultiCallable[_engine_pb2.SubscribeMarketDataRequest, _engine_pb2.MarketDataEventBatch]
 
 @_typing.type_check_only
 class TradingEngineAsyncStub(TradingEngineStub):
@@ -78,6 +80,8 @@ class TradingEngineAsyncStub(TradingEngineStub):
     SetMaxOpenOrders: _aio.UnaryUnaryMultiCallable[_engine_pb2.SetMaxOpenOrdersRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
     ExpireDay: _aio.UnaryUnaryMultiCallable[_engine_pb2.ExpireDayRequest, _engine_pb2.CommandResponse]  # type: ignore[assignment]
     SubmitOrderColumns: _aio.UnaryUnaryMultiCallable[_engine_pb2.OrderColumns, _engine_pb2.OrderColumnsResponse]  # type: ignore[assignment]
+    SubscribeExecutionBatches: _aio.UnaryStreamMultiCallable[_engine_pb2.SubscribeExecutionsRequest, _engine_pb2.ExecutionEventBatch]  # type: ignore[assignment]
+    SubscribeMarketDataBatches: _aio.UnaryStreamMultiCallable[_engine_pb2.SubscribeMarketDataRequest, _engine_pb2.MarketDataEventBatch]  # type: ignore[assignment]
 
 class TradingEngineServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -212,5 +216,19 @@ class TradingEngineServicer(metaclass=_abc_1.ABCMeta):
         request: _engine_pb2.OrderColumns,
         context: _ServicerContext,
     ) -> _typing.Union[_engine_pb2.OrderColumnsResponse, _abc.Awaitable[_engine_pb2.OrderColumnsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubscribeExecutionBatches(
+        self,
+        request: _engine_pb2.SubscribeExecutionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_engine_pb2.ExecutionEventBatch], _abc.AsyncIterator[_engine_pb2.ExecutionEventBatch]]: ...
+
+    @_abc_1.abstractmethod
+    def SubscribeMarketDataBatches(
+        self,
+        request: _engine_pb2.SubscribeMarketDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_engine_pb2.MarketDataEventBatch], _abc.AsyncIterator[_engine_pb2.MarketDataEventBatch]]: ...
 
 def add_TradingEngineServicer_to_server(servicer: TradingEngineServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
