@@ -579,16 +579,14 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SubscribeExecutions(  # noqa: N802
         self, request: pb.SubscribeExecutionsRequest, context: Any
     ) -> AsyncIterator[pb.ExecutionEvent]:
-        async for chunk in self._executions(request, context):
-            for m in chunk:
-                yield m
+        async for m in _one_by_one(self._executions(request, context)):
+            yield m
 
     async def SubscribeExecutionBatches(  # noqa: N802
         self, request: pb.SubscribeExecutionsRequest, context: Any
     ) -> AsyncIterator[pb.ExecutionEventBatch]:
-        async for chunk in self._executions(request, context):
-            for i in range(0, len(chunk), STREAM_BATCH):
-                yield pb.ExecutionEventBatch(events=chunk[i : i + STREAM_BATCH])
+        async for b in _batched(self._executions(request, context), pb.ExecutionEventBatch):
+            yield b
 
     async def _executions(
         self, request: pb.SubscribeExecutionsRequest, context: Any
@@ -650,16 +648,14 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     async def SubscribeMarketData(  # noqa: N802
         self, request: pb.SubscribeMarketDataRequest, context: Any
     ) -> AsyncIterator[pb.MarketDataEvent]:
-        async for chunk in self._market_data(request, context):
-            for m in chunk:
-                yield m
+        async for m in _one_by_one(self._market_data(request, context)):
+            yield m
 
     async def SubscribeMarketDataBatches(  # noqa: N802
         self, request: pb.SubscribeMarketDataRequest, context: Any
     ) -> AsyncIterator[pb.MarketDataEventBatch]:
-        async for chunk in self._market_data(request, context):
-            for i in range(0, len(chunk), STREAM_BATCH):
-                yield pb.MarketDataEventBatch(events=chunk[i : i + STREAM_BATCH])
+        async for b in _batched(self._market_data(request, context), pb.MarketDataEventBatch):
+            yield b
 
     async def _market_data(
         self, request: pb.SubscribeMarketDataRequest, context: Any
@@ -706,6 +702,20 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                     yield chunk
         finally:
             svc.md.unsubscribe(sub, symbol_ids)
+
+
+async def _one_by_one(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+    """A subscription's events, one message each (the original streams)."""
+    async for chunk in chunks:
+        for m in chunk:
+            yield m
+
+
+async def _batched(chunks: AsyncIterator[list[Any]], batch: Any) -> AsyncIterator[Any]:
+    """A subscription's events as `batch` messages of at most STREAM_BATCH events."""
+    async for chunk in chunks:
+        for i in range(0, len(chunk), STREAM_BATCH):
+            yield batch(events=chunk[i : i + STREAM_BATCH])
 
 
 _RAW_REQUESTS = frozenset({"SubmitOrderColumns"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ def postgres_server() -> Iterator[TemporaryPostgres | None]:
         pg.close_sync()
 
 
+@asynccontextmanager
+async def _postgres_database(server: TemporaryPostgres | None) -> AsyncIterator[str]:
+    """A new empty PostgreSQL database, dropped afterwards; skips without a server."""
+    if server is None:
+        pytest.skip("HFT_TEST_POSTGRES_URL is not set")
+    url = await server.create()
+    try:
+        yield url
+    finally:
+        await server.drop(url)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def empty_db_url(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: TemporaryPostgres | None
@@ -31,23 +44,13 @@ async def empty_db_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
-    if postgres_server is None:
-        pytest.skip("HFT_TEST_POSTGRES_URL is not set")
-    url = await postgres_server.create()
-    try:
+    async with _postgres_database(postgres_server) as url:
         yield url
-    finally:
-        await postgres_server.drop(url)
 
 
 @pytest.fixture
 async def postgres_db_url(postgres_server: TemporaryPostgres | None) -> AsyncIterator[str]:
     """An empty PostgreSQL database, for behaviour only PostgreSQL has (its pool pings,
     server-side connection kills); the test is skipped without HFT_TEST_POSTGRES_URL."""
-    if postgres_server is None:
-        pytest.skip("HFT_TEST_POSTGRES_URL is not set")
-    url = await postgres_server.create()
-    try:
+    async with _postgres_database(postgres_server) as url:
         yield url
-    finally:
-        await postgres_server.drop(url)

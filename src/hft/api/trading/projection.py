@@ -321,6 +321,31 @@ _CREATE_CURSOR: dict[str, Executable] = {
 }
 
 
+def _touched(events: Sequence[pb.ExecutionEvent]) -> tuple[set[int], set[int]]:
+    """The order ids and account ids the events name (a trade's maker side included)."""
+    order_ids: set[int] = set()
+    account_ids: set[int] = set()
+    for ev in events:
+        order_ids.add(ev.order_id)
+        account_ids.add(ev.account_id)
+        if ev.type == _TRADE:
+            order_ids.add(ev.maker_order_id)
+            account_ids.add(ev.maker_account_id)
+    order_ids.discard(0)
+    account_ids.discard(0)
+    return order_ids, account_ids
+
+
+def _candle_keys(events: Sequence[pb.ExecutionEvent]) -> set[tuple[str, str, int]]:
+    """(symbol, interval, bucket start) of every candle the events' trades fall in."""
+    return {
+        (ev.symbol, interval, bucket_start(ev.timestamp_ns, interval))
+        for ev in events
+        if ev.type == _TRADE
+        for interval in INTERVALS
+    }
+
+
 def cursor_position(conn: Connection, *, lock: bool) -> tuple[int, int]:
     """(sequence, idx) of the last applied event, from the cursor row (created on first
     use); with `lock`, the row stays locked until the transaction ends."""
@@ -417,14 +442,7 @@ class BatchApplier:
         is visible); what this batch applied itself is kept as written.
         """
         out = self.out
-        order_ids = {ev.order_id for ev in events} | {
-            ev.maker_order_id for ev in events if ev.type == _TRADE
-        }
-        order_ids.discard(0)
-        account_ids = {ev.account_id for ev in events} | {
-            ev.maker_account_id for ev in events if ev.type == _TRADE
-        }
-        account_ids.discard(0)
+        order_ids, account_ids = _touched(events)
         trade_ids = sorted({ev.trade_id for ev in events if ev.type == _TRADE})
         execute = self.conn.execute
         if order_ids:
@@ -444,13 +462,7 @@ class BatchApplier:
                 out.accounts.add(row.id)
                 out.account_values[row.id] = (row.cash, row.reserved_cash)
         if trade_ids:
-            keys = {
-                (ev.symbol, interval, bucket_start(ev.timestamp_ns, interval))
-                for ev in events
-                if ev.type == _TRADE
-                for interval in INTERVALS
-            }
-            missing = keys - {(c.symbol, c.interval, c.start) for c in out.candles}
+            missing = _candle_keys(events) - {(c.symbol, c.interval, c.start) for c in out.candles}
             if missing:
                 rows = execute(_READ_CANDLES, {"keys": sorted(missing)})
                 out.candles += [_detached(CandleRow, row._asdict()) for row in rows]
@@ -482,28 +494,12 @@ class BatchApplier:
         return todo
 
     def _load(self, events: list[pb.ExecutionEvent]) -> None:
-        order_ids: set[int] = set()
-        account_ids: set[int] = set()
-        trades = False
-        for ev in events:
-            order_ids.add(ev.order_id)
-            account_ids.add(ev.account_id)
-            if ev.type == _TRADE:
-                order_ids.add(ev.maker_order_id)
-                account_ids.add(ev.maker_account_id)
-                trades = True
-        order_ids.discard(0)
-        account_ids.discard(0)
+        order_ids, account_ids = _touched(events)
+        trades = any(ev.type == _TRADE for ev in events)
         if order_ids:
             self._lock(order_ids, account_ids, with_positions=trades)
         if trades:
-            keys = {
-                (ev.symbol, interval, bucket_start(ev.timestamp_ns, interval))
-                for ev in events
-                if ev.type == _TRADE
-                for interval in INTERVALS
-            }
-            rows = self.conn.execute(_READ_CANDLES, {"keys": sorted(keys)})
+            rows = self.conn.execute(_READ_CANDLES, {"keys": sorted(_candle_keys(events))})
             self._candles = {(r.symbol, r.interval, r.start): r._asdict() for r in rows}
 
     def _lock(self, order_ids: set[int], account_ids: set[int], *, with_positions: bool) -> None:
