@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy import BindParameter, ColumnElement, Table, any_, bindparam
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 DIALECTS = ("postgresql", "sqlite")
@@ -23,3 +25,30 @@ def in_list(column: ColumnElement[Any], name: str) -> dict[str, ColumnElement[bo
         "postgresql": column == any_(bindparam(name, type_=ARRAY(column.type))),
         "sqlite": column.in_(bindparam(name, expanding=True)),
     }
+
+
+_PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def pg_unnest(
+    table: Table, columns: Sequence[str], alias: str
+) -> tuple[str, list[BindParameter[Any]]]:
+    """PostgreSQL rows from one array parameter per column: the SQL
+    `unnest(CAST(:alias_c1 AS type1[]), ...) AS alias(c1, ...)` and its bind parameters.
+
+    Row i is position i of every array, so any number of rows is one statement with a
+    fixed text (prepared once), and several such row sets can feed the data-modifying
+    CTEs of one statement: one round trip where executemany needs one per table. Each
+    parameter is typed as an ARRAY of the column's type, so the column type's own bind
+    processing (exact-decimal checks, UTC timestamps) runs on every element.
+    """
+    quote = _PG_DIALECT.identifier_preparer.quote
+    casts: list[str] = []
+    params: list[BindParameter[Any]] = []
+    for name in columns:
+        column = table.c[name]
+        pg_type = column.type.dialect_impl(_PG_DIALECT).compile(dialect=_PG_DIALECT)
+        params.append(bindparam(f"{alias}_{name}", type_=ARRAY(column.type)))
+        casts.append(f"CAST(:{alias}_{name} AS {pg_type}[])")
+    names = ", ".join(quote(name) for name in columns)
+    return f"unnest({', '.join(casts)}) AS {alias}({names})", params

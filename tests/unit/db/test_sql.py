@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Table, select
+import pytest
+from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import StatementError
 
-from hft.db.models.trading import OrderRow
-from hft.db.sql import DIALECTS, in_list
+from hft.db.models.trading import CandleRow, FillRow, OrderRow
+from hft.db.session import create_engine
+from hft.db.sql import DIALECTS, in_list, pg_unnest
 
 _ORDERS = cast(Table, OrderRow.__table__)
 
@@ -29,4 +34,53 @@ def test_sqlite_expands_the_list() -> None:
     stmt = select(_ORDERS.c.id).where(in_list(_ORDERS.c.id, "ids")["sqlite"])
     assert str(stmt.compile(dialect=sqlite.dialect())).endswith(
         "WHERE orders.id IN (__[POSTCOMPILE_ids])"
+    )
+
+
+async def test_pg_unnest_rows_round_trip_through_postgresql(postgres_db_url: str) -> None:
+    table = cast(Table, FillRow.__table__)
+    columns = ("order_id", "symbol", "price", "fee", "time")
+    sql, params = pg_unnest(table, columns, "f")
+    assert [p.key for p in params] == [f"f_{c}" for c in columns]
+    stmt = text(f"SELECT * FROM {sql}").bindparams(*params)
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    engine = create_engine(postgres_db_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    stmt,
+                    {
+                        "f_order_id": [1, 2**40],
+                        "f_symbol": ["AAPL", "BTC-USD"],
+                        "f_price": [Decimal("190.25"), Decimal("0.000000000000000001")],
+                        "f_fee": [Decimal(0), None],
+                        "f_time": [when, when],
+                    },
+                )
+            ).all()
+            assert [tuple(r) for r in rows] == [
+                (1, "AAPL", Decimal("190.25"), Decimal(0), when),
+                (2**40, "BTC-USD", Decimal("0.000000000000000001"), None, when),
+            ]
+            # No rows: empty arrays, same statement.
+            empty = {f"f_{c}": [] for c in columns}
+            assert (await conn.execute(stmt, empty)).all() == []
+            # Each element goes through the column type's own checks.
+            bad = {**empty, "f_price": [Decimal("NaN")]}
+            with pytest.raises(StatementError, match="non-finite"):
+                await conn.execute(stmt, bad)
+            naive = {**empty, "f_time": [datetime(2026, 1, 2)]}
+            with pytest.raises(StatementError, match="timezone-aware"):
+                await conn.execute(stmt, naive)
+    finally:
+        await engine.dispose()
+
+
+def test_pg_unnest_quotes_and_casts_each_column() -> None:
+    table = cast(Table, CandleRow.__table__)
+    sql, _ = pg_unnest(table, ("symbol", "interval", "volume"), "c")
+    assert sql == (
+        "unnest(CAST(:c_symbol AS VARCHAR(32)[]), CAST(:c_interval AS VARCHAR(4)[]), "
+        "CAST(:c_volume AS NUMERIC(38, 18)[])) AS c(symbol, interval, volume)"
     )
