@@ -530,14 +530,14 @@ async def test_statements_per_batch_do_not_grow_with_its_size(db_url):
             assert await projection._apply(group) is not None
             most = max(most, len(statements))
             if engine.dialect.name == "postgresql":
-                # Cursor, accounts, orders, candles; then every write in one statement.
-                assert len(statements) <= 5, statements
+                # Cursor, accounts, orders; then every write (candles merged) in one.
+                assert len(statements) <= 4, statements
             else:
                 assert len(statements) <= 14, statements
         if engine.dialect.name == "postgresql":
-            assert most == 5
+            assert most == 4
         else:
-            # The same four reads; orders, accounts, positions (insert and update),
+            # Cursor, accounts, orders, candles; orders, accounts, positions (insert and update),
             # trades, fills, candles (insert and update), instruments; BEGIN: however
             # many events and rows.
             assert most > 10

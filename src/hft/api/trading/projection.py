@@ -36,7 +36,18 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, TextClause, and_, bindparam, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Table,
+    TextualSelect,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -311,10 +322,8 @@ _PG_CHANGED_POSITION_COLUMNS = _renamed(
 _PG_TRADE_COLUMNS = _renamed(
     "trade_id", "symbol", "price", "quantity", "taker_side", "sequence", "time"
 )
-_PG_NEW_CANDLE_COLUMNS = _renamed("symbol", "interval", "start", *_CANDLE_VALUES)
-_PG_CHANGED_CANDLE_COLUMNS = _renamed(
-    *_CANDLE_VALUES, b_symbol="symbol", b_interval="interval", b_start="start"
-)
+_CANDLE_COLUMNS = ("symbol", "interval", "start", *_CANDLE_VALUES)
+_PG_CANDLE_COLUMNS = _renamed(*_CANDLE_COLUMNS)
 _PG_PRICE_COLUMNS = _renamed(b_symbol="symbol", b_price="last_price")
 _PG_FILL_COLUMNS = _renamed(
     "trade_id",
@@ -331,10 +340,11 @@ _PG_FILL_COLUMNS = _renamed(
 )
 
 
-def _pg_write() -> TextClause:
+def _pg_write() -> TextualSelect:
     """All of a batch's writes as one PostgreSQL statement: a data-modifying CTE per
     table and kind of change, each over rows unnested from one array per column (empty
-    arrays: no rows, nothing changed), the fills' INSERT last, returning their ids.
+    arrays: no rows, nothing changed). It returns the new fills' ids and the candles as
+    stored after the merge, one row each (a fill row has an id, a candle row none).
 
     Every row the statement changes is a different row (the CTEs cannot see each
     other's changes, and need not), and the accounts and orders are already locked.
@@ -351,6 +361,9 @@ def _pg_write() -> TextClause:
 
     def assign(columns: Sequence[str], alias: str) -> str:
         return ", ".join(f"{c} = {alias}.{c}" for c in columns)
+
+    def nulls(columns: Sequence[str]) -> str:
+        return ", ".join(f"NULL AS {c}" for c in columns)
 
     def match(table: str, columns: Sequence[str], alias: str) -> str:
         return " AND ".join(f"{table}.{c} = {alias}.{c}" for c in columns)
@@ -377,13 +390,21 @@ WITH orders_changed AS (
 ), trades_new AS (
     INSERT INTO trades ({names([c for _, c in _PG_TRADE_COLUMNS])})
     SELECT * FROM {rows(_TRADES, _PG_TRADE_COLUMNS, "t")}
-), candles_new AS (
-    INSERT INTO candles ({names([c for _, c in _PG_NEW_CANDLE_COLUMNS])})
-    SELECT * FROM {rows(_CANDLES, _PG_NEW_CANDLE_COLUMNS, "cn")}
-), candles_changed AS (
-    UPDATE candles SET {assign(_CANDLE_VALUES, "cc")}
-    FROM {rows(_CANDLES, _PG_CHANGED_CANDLE_COLUMNS, "cc")}
-    WHERE {match("candles", candle_keys, "cc")}
+), candles_merged AS (
+    -- the batch's part of each candle merged into the stored one (or stored as it is)
+    INSERT INTO candles ({names(_CANDLE_COLUMNS)})
+    SELECT * FROM {rows(_CANDLES, _PG_CANDLE_COLUMNS, "c")}
+    ON CONFLICT ({names(candle_keys)}) DO UPDATE SET
+        high = GREATEST(candles.high, excluded.high),
+        low = LEAST(candles.low, excluded.low),
+        close = excluded.close,
+        volume = candles.volume + excluded.volume,
+        trades = candles.trades + excluded.trades
+    RETURNING {names(_CANDLE_COLUMNS)}
+), fills_new AS (
+    INSERT INTO fills ({names([c for _, c in _PG_FILL_COLUMNS])})
+    SELECT * FROM {rows(_FILLS, _PG_FILL_COLUMNS, "f")}
+    RETURNING id, trade_id, order_id
 ), prices_changed AS (
     -- only where the price differs, so an unchanged instrument keeps its updated_at
     UPDATE instruments
@@ -393,11 +414,18 @@ WITH orders_changed AS (
       AND (instruments.last_price IS DISTINCT FROM i.last_price
            OR instruments.reference_price <> i.last_price)
 )
-INSERT INTO fills ({names([c for _, c in _PG_FILL_COLUMNS])})
-SELECT * FROM {rows(_FILLS, _PG_FILL_COLUMNS, "f")}
-RETURNING id, trade_id, order_id
+SELECT id, trade_id, order_id, {nulls(_CANDLE_COLUMNS)} FROM fills_new
+UNION ALL
+SELECT NULL, NULL, NULL, {names(_CANDLE_COLUMNS)} FROM candles_merged
 """  # noqa: S608 (built once from the table metadata; values are bound parameters)
-    return text(sql).bindparams(bindparam("now", type_=_ACCOUNTS.c.updated_at.type), *binds)
+    # Typed result columns: the candles' decimals come back through Numeric (canonical).
+    result = [_FILLS.c.id, _FILLS.c.trade_id, _FILLS.c.order_id]
+    result += [_CANDLES.c[c] for c in _CANDLE_COLUMNS]
+    return (
+        text(sql)
+        .bindparams(bindparam("now", type_=_ACCOUNTS.c.updated_at.type), *binds)
+        .columns(*result)
+    )
 
 
 _PG_WRITE = _pg_write()
@@ -611,7 +639,9 @@ class BatchApplier:
         trades = any(ev.type == _TRADE for ev in events)
         if order_ids:
             self._lock(order_ids, account_ids, with_positions=trades)
-        if trades:
+        if trades and self.dialect != "postgresql":
+            # PostgreSQL merges the batch's candles into the stored ones as it writes them
+            # (an upsert), so it reads none here.
             rows = self.conn.execute(_READ_CANDLES, {"keys": sorted(_candle_keys(events))})
             self._candles = {(r.symbol, r.interval, r.start): r._asdict() for r in rows}
 
@@ -866,17 +896,6 @@ class BatchApplier:
                 new_positions.append({"account_id": key[0], "symbol": key[1], **values})
             else:
                 changed_positions.append({"b_account_id": key[0], "b_symbol": key[1], **values})
-        new_candles = [c for k, c in self._candles.items() if k in self._new_candles]
-        old_candles = [
-            {
-                "b_symbol": k[0],
-                "b_interval": k[1],
-                "b_start": k[2],
-                **{c: row[c] for c in _CANDLE_VALUES},
-            }
-            for k, row in self._candles.items()
-            if k not in self._new_candles
-        ]
         prices = [{"b_symbol": s, "b_price": p} for s, p in self._last_price.items()]
         if self.dialect == "postgresql":
             params: dict[str, Any] = {"now": now}
@@ -886,18 +905,24 @@ class BatchApplier:
                 ("pn", new_positions, _PG_NEW_POSITION_COLUMNS),
                 ("pc", changed_positions, _PG_CHANGED_POSITION_COLUMNS),
                 ("t", self._trades, _PG_TRADE_COLUMNS),
-                ("cn", new_candles, _PG_NEW_CANDLE_COLUMNS),
-                ("cc", old_candles, _PG_CHANGED_CANDLE_COLUMNS),
+                # Nothing was read: each is this batch's part of its candle.
+                ("c", list(self._candles.values()), _PG_CANDLE_COLUMNS),
                 ("i", prices, _PG_PRICE_COLUMNS),
                 ("f", self._fills, _PG_FILL_COLUMNS),
             ):
                 for name, column in columns:
                     params[f"{alias}_{column}"] = [row[name] for row in rows]
-            fill_ids = self.conn.execute(_PG_WRITE, params).all()
+            fill_ids = []
+            candles = []
+            for row in self.conn.execute(_PG_WRITE, params):
+                if row.id is not None:
+                    fill_ids.append(row)
+                else:
+                    candles.append({c: getattr(row, c) for c in _CANDLE_COLUMNS})
+            if candles:
+                out.candles = [_detached(CandleRow, c) for c in candles]
         else:
-            fill_ids = self._write_each(
-                orders, accounts, new_positions, changed_positions, new_candles, old_candles, prices
-            )
+            fill_ids = self._write_each(orders, accounts, new_positions, changed_positions, prices)
         if orders:
             out.orders = {oid: _detached(OrderRow, o) for oid, o in self._changed.items()}
         if accounts:
@@ -910,7 +935,7 @@ class BatchApplier:
                 _detached(FillRow, {"id": ids[f["trade_id"], f["order_id"]], **f})
                 for f in self._fills
             ]
-        if self._candles:
+        if self._candles and self.dialect != "postgresql":
             out.candles = [_detached(CandleRow, c) for c in self._candles.values()]
 
     def _write_each(
@@ -919,11 +944,20 @@ class BatchApplier:
         accounts: list[dict[str, Any]],
         new_positions: list[dict[str, Any]],
         changed_positions: list[dict[str, Any]],
-        new_candles: list[dict[str, Any]],
-        old_candles: list[dict[str, Any]],
         prices: list[dict[str, Any]],
     ) -> Any:
         """One statement per table and kind of change; the inserted fills' ids."""
+        new_candles = [c for k, c in self._candles.items() if k in self._new_candles]
+        old_candles = [
+            {
+                "b_symbol": k[0],
+                "b_interval": k[1],
+                "b_start": k[2],
+                **{c: row[c] for c in _CANDLE_VALUES},
+            }
+            for k, row in self._candles.items()
+            if k not in self._new_candles
+        ]
         execute = self.conn.execute
         fill_ids: Any = ()
         for statement, rows in (
