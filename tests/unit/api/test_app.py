@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.routing import APIRoute
 from starlette.responses import PlainTextResponse
 
@@ -23,20 +24,23 @@ def _leaf_routes(routes: list[Any]) -> list[Any]:
     return out
 
 
-def _answer_with_name(route: APIRoute) -> None:
+def _answer_with_name(route: APIRoute, monkeypatch: pytest.MonkeyPatch) -> None:
     async def handle(scope: Any, receive: Any, send: Any) -> None:
         await PlainTextResponse(route.name)(scope, receive, send)
 
-    route.handle = handle  # type: ignore[method-assign]
+    # The routers are module-level objects every app shares: restored after the test.
+    monkeypatch.setattr(route, "handle", handle)
 
 
-async def test_every_operation_is_reached_by_its_own_route(tmp_path: Path) -> None:
+async def test_every_operation_is_reached_by_its_own_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = Settings(data_dir=tmp_path, access_log=False)
     settings.rate_limits.enabled = False
     app = create_app(settings)
     for route in _leaf_routes(app.routes):
         if isinstance(route, APIRoute):
-            _answer_with_name(route)
+            _answer_with_name(route, monkeypatch)
     operations = [
         (method, path, op["operationId"])
         for path, item in app.openapi()["paths"].items()
