@@ -31,7 +31,7 @@ _PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def pg_unnest(
-    table: Table, columns: Sequence[str], alias: str
+    table: Table, columns: Sequence[str], alias: str, *, ordinality: str | None = None
 ) -> tuple[str, list[BindParameter[Any]]]:
     """PostgreSQL rows from one array parameter per column: the SQL
     `unnest(CAST(:alias_c1 AS type1[]), ...) AS alias(c1, ...)` and its bind parameters.
@@ -40,7 +40,8 @@ def pg_unnest(
     fixed text (prepared once), and several such row sets can feed the data-modifying
     CTEs of one statement: one round trip where executemany needs one per table. Each
     parameter is typed as an ARRAY of the column's type, so the column type's own bind
-    processing (exact-decimal checks, UTC timestamps) runs on every element.
+    processing (exact-decimal checks, UTC timestamps) runs on every element. With
+    `ordinality`, each row also has its position (from 1) in a column of that name.
     """
     quote = _PG_DIALECT.identifier_preparer.quote
     casts: list[str] = []
@@ -50,5 +51,10 @@ def pg_unnest(
         pg_type = column.type.dialect_impl(_PG_DIALECT).compile(dialect=_PG_DIALECT)
         params.append(bindparam(f"{alias}_{name}", type_=ARRAY(column.type)))
         casts.append(f"CAST(:{alias}_{name} AS {pg_type}[])")
-    names = ", ".join(quote(name) for name in columns)
-    return f"unnest({', '.join(casts)}) AS {alias}({names})", params
+    names = [quote(name) for name in columns]
+    numbered = ""
+    if ordinality is not None:
+        # The row's position (from 1) as one more column: rows can be matched by it.
+        numbered = " WITH ORDINALITY"
+        names.append(quote(ordinality))
+    return f"unnest({', '.join(casts)}){numbered} AS {alias}({', '.join(names)})", params

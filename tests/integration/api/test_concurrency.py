@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     TRADING_TEST_SETTINGS,
@@ -13,6 +14,7 @@ from hft.api.trading.testing import (  # noqa: F401 - fixtures
     place,
     with_trading_fixture,
 )
+from hft.db.models.auth import AuditEntry
 
 D = Decimal
 
@@ -88,3 +90,46 @@ async def test_crossing_orders_from_many_users_settle_consistently(make_user):
     assert total_qty == 0
     # money only changes hands (plus fees): the sum of cash before fees is conserved
     assert total_cash == 4 * D(1000)
+
+
+async def test_each_order_of_a_concurrent_batch_has_its_own_audit_entry(make_user, db):
+    # Sent at once, these share entry transactions: each order's audit entry must still
+    # name that order and carry that request's details.
+    users = [await make_user() for _ in range(3)]
+    sent = []
+    for i in range(24):
+        user = users[i % 3]
+        body = {
+            "symbol": "AAPL",
+            "side": "buy" if i % 2 else "sell",
+            "quantity": "1",  # four buys of a user fit its 1000 of cash
+            # Within the price band, buys below sells: nothing trades.
+            "price": f"{(172 if i % 2 else 200) + i % 8}.50",
+            "client_order_id": f"batch-{i}",
+        }
+        sent.append((user, body, f"req-{i}"))
+    results = await asyncio.gather(
+        *(u.post("/api/v1/orders", json=b, headers={"X-Request-ID": rid}) for u, b, rid in sent)
+    )
+    assert [r.status_code for r in results] == [201] * 24, [r.text for r in results]
+    async with db.session() as session:
+        entries = {
+            e.target: e
+            for e in (
+                await session.execute(select(AuditEntry).where(AuditEntry.action == "order.create"))
+            ).scalars()
+        }
+    assert len(entries) == 24
+    for (user, body, rid), resp in zip(sent, results, strict=True):
+        order = resp.json()
+        assert (order["client_order_id"], D(order["price"])) == (
+            body["client_order_id"],
+            D(body["price"]),
+        )
+        entry = entries[f"order:{order['id']}"]
+        assert entry.user_id == int(user.user_id)
+        assert entry.request_id == rid
+        assert entry.details["client_order_id"] == body["client_order_id"]
+        assert entry.details["quantity"] == body["quantity"]
+        assert D(entry.details["price"]) == D(body["price"])
+        assert entry.details["side"] == body["side"]

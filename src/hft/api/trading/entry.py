@@ -22,11 +22,13 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Table,
+    TextClause,
     bindparam,
     func,
     insert,
     null,
     select,
+    text,
     union_all,
     update,
 )
@@ -39,7 +41,7 @@ from hft.db.base import Numeric, utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
 from hft.db.session import write_transaction
-from hft.db.sql import in_list
+from hft.db.sql import in_list, pg_unnest
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
 from hft.services.orders import OPEN_STATUSES
@@ -193,34 +195,15 @@ class OrderEntry:
                 key = (values["symbol"], values["side"])
                 exp.leaves[key] = exp.leaves.get(key, 0) + values["quantity_lots"]
             accepted.append((item, values))
-        if accepted:
-            inserted = conn.execute(_INSERT_ORDERS, [values for _, values in accepted])
-            order_ids = [int(row[0]) for row in inserted]
-            now = utcnow()
-            conn.execute(
-                _INSERT_AUDIT,
-                [
-                    audit_values(
-                        now,
-                        "order.create",
-                        user_id=item.user_id,
-                        target=f"order:{order_id}",
-                        details=item.audit,
-                        ip=item.ip,
-                        request_id=item.request_id,
-                    )
-                    for (item, _), order_id in zip(accepted, order_ids, strict=True)
-                ],
-            )
-            results += [
-                (item, Written(order_id, values["status"]))
-                for (item, values), order_id in zip(accepted, order_ids, strict=True)
-            ]
-        if changed:
-            conn.execute(
-                _SET_RESERVED,
-                [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(changed)],
-            )
+        reserved = [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(changed)]
+        if conn.dialect.name == "postgresql":
+            order_ids = _write_postgres(conn, accepted, reserved)
+        else:
+            order_ids = _write_each(conn, accepted, reserved)
+        results += [
+            (item, Written(order_id, values["status"]))
+            for (item, values), order_id in zip(accepted, order_ids, strict=True)
+        ]
         return results
 
     def _check(
@@ -255,6 +238,63 @@ class OrderEntry:
             taker_fee_bps=rt.settings.taker_fee_bps,
             places=rt.settings.money_decimals,
         )
+
+
+def _audit_rows(accepted: list[tuple[EntryRequest, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The `order.create` audit entries of the accepted orders, without their targets
+    (the orders' ids, not known yet)."""
+    now = utcnow()
+    return [
+        audit_values(
+            now,
+            "order.create",
+            user_id=item.user_id,
+            details=item.audit,
+            ip=item.ip,
+            request_id=item.request_id,
+        )
+        for item, _ in accepted
+    ]
+
+
+def _write_each(
+    conn: Connection,
+    accepted: list[tuple[EntryRequest, dict[str, Any]]],
+    reserved: list[dict[str, Any]],
+) -> list[int]:
+    """Orders, their audit entries and the accounts' reservations, one statement each;
+    the new orders' ids in order."""
+    order_ids: list[int] = []
+    if accepted:
+        inserted = conn.execute(_INSERT_ORDERS, [values for _, values in accepted])
+        order_ids = [int(row[0]) for row in inserted]
+        audit = _audit_rows(accepted)
+        for row, order_id in zip(audit, order_ids, strict=True):
+            row["target"] = f"order:{order_id}"
+        conn.execute(_INSERT_AUDIT, audit)
+    if reserved:
+        conn.execute(_SET_RESERVED, reserved)
+    return order_ids
+
+
+def _write_postgres(
+    conn: Connection,
+    accepted: list[tuple[EntryRequest, dict[str, Any]]],
+    reserved: list[dict[str, Any]],
+) -> list[int]:
+    """What `_write_each` writes, in one PostgreSQL statement (`_PG_WRITE`)."""
+    if not accepted and not reserved:
+        return []
+    audit = _audit_rows(accepted)
+    params: dict[str, Any] = {}
+    for alias, rows, columns in (
+        ("o", [values for _, values in accepted], _PG_ORDER_COLUMNS),
+        ("a", audit, _PG_AUDIT_COLUMNS),
+        ("r", reserved, _PG_RESERVED_COLUMNS),
+    ):
+        for name, column in columns:
+            params[f"{alias}_{column}"] = [row[name] for row in rows]
+    return [int(row[0]) for row in conn.execute(_PG_WRITE, params)]
 
 
 @dataclass(slots=True)
@@ -359,6 +399,58 @@ _SET_RESERVED = (
 )
 _INSERT_ORDERS = insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True)
 _INSERT_AUDIT = insert(_AUDIT)
+
+# What order entry writes of a new order: every column but the id and the average price
+# (none yet).
+_PG_ORDER_COLUMNS = tuple(
+    (c.name, c.name) for c in _ORDERS.c if c.name not in ("id", "average_price")
+)
+_PG_AUDIT_COLUMNS = tuple(
+    (c, c) for c in ("ts", "user_id", "action", "details", "ip", "request_id")
+)
+_PG_RESERVED_COLUMNS = (("b_id", "id"), ("b_reserved", "reserved_cash"))
+
+
+def _pg_write() -> TextClause:
+    """The orders (ids from their sequence), their audit entries (targets naming those
+    ids) and the accounts' new reservations as one PostgreSQL statement, returning the
+    orders' ids in parameter order.
+
+    The orders are inserted in parameter order (ORDER BY their position), so the ids the
+    sequence hands out ascend in that order: the i-th smallest id is the i-th order's,
+    which is also how SQLAlchemy matches RETURNING rows to parameters on PostgreSQL.
+    """
+    binds: list[Any] = []
+
+    def rows(table: Table, columns: tuple[tuple[str, str], ...], alias: str) -> str:
+        sql, params = pg_unnest(table, [c for _, c in columns], alias, ordinality="n")
+        binds.extend(params)
+        return sql
+
+    order_columns = ", ".join(c for _, c in _PG_ORDER_COLUMNS)
+    audit_columns = ("ts", "user_id", "action", "details", "ip", "request_id")
+    sql = f"""
+WITH orders_new AS (
+    INSERT INTO orders ({order_columns})
+    SELECT {order_columns} FROM {rows(_ORDERS, _PG_ORDER_COLUMNS, "o")} ORDER BY o.n
+    RETURNING id
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS n FROM orders_new
+), audit_new AS (
+    INSERT INTO audit_log ({", ".join(audit_columns)}, target)
+    SELECT {", ".join(f"a.{c}" for c in audit_columns)}, 'order:' || numbered.id
+    FROM {rows(_AUDIT, _PG_AUDIT_COLUMNS, "a")} JOIN numbered ON numbered.n = a.n
+), reserved_changed AS (
+    UPDATE accounts SET reserved_cash = r.reserved_cash
+    FROM {rows(_ACCOUNTS, _PG_RESERVED_COLUMNS, "r")}
+    WHERE accounts.id = r.id
+)
+SELECT id FROM numbered ORDER BY n
+"""  # noqa: S608 (built once from the table metadata; values are bound parameters)
+    return text(sql).bindparams(*binds)
+
+
+_PG_WRITE = _pg_write()
 
 
 __all__ = ["AccountMissingError", "EntryRequest", "OrderEntry", "RiskRejectedError", "Written"]
