@@ -86,6 +86,26 @@ _SERVER_OPTIONS = [
 ]
 
 
+# After a stream's failing order, what the client already sent is read (and dropped) up to
+# its half-close, for at most this long and this many messages, before the status goes
+# out: grpc's asyncio client reports INTERNAL ("Internal error from Core") instead of the
+# server's status when a write of its own fails because the call already ended
+# (grpc/grpc#36066), so a client still writing would never learn which order was bad.
+STREAM_DRAIN_S = 1.0
+STREAM_DRAIN_MAX = 100_000
+
+
+async def _drain(requests: AsyncIterator[Any]) -> None:
+    """Read and drop what is left of a client stream (bounded; see STREAM_DRAIN_S)."""
+    n = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(STREAM_DRAIN_S):
+            async for _ in requests:
+                n += 1
+                if n >= STREAM_DRAIN_MAX:
+                    return
+
+
 class TradingEngineServicer(pb_grpc.TradingEngineServicer):
     """The rpcs; each maps a request to commands, awaits the journal, answers."""
 
@@ -305,12 +325,12 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                         failure.append(
                             (grpc.StatusCode.INVALID_ARGUMENT, f"order_id {req.order_id}: {exc}")
                         )
-                        return
                     except ServiceUnavailableError as exc:
                         failure.append((grpc.StatusCode.UNAVAILABLE, str(exc)))
-                        return
                     except OverloadedError as exc:
                         failure.append((grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)))
+                    if failure:
+                        await _drain(request_iterator)
                         return
                     await window.put((req, fut))
             finally:

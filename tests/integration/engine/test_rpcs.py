@@ -148,6 +148,24 @@ async def test_stream_orders_pipelined(engine: EngineProcess) -> None:
     assert len(set(seqs)) == len(seqs)
 
 
+async def test_stream_orders_bad_order_early_in_a_long_stream_is_reported(
+    engine: EngineProcess,
+) -> None:
+    # The client is still writing when the bad order is found: it must get the server's
+    # INVALID_ARGUMENT naming the order, not grpc's INTERNAL for its own failed write.
+    for attempt in range(3):
+        base = 10_000 * (attempt + 1)
+        reqs = [limit(base, 1, "AAPL", 7, 19000, 1)]
+        reqs += [limit(base + i, 1, "AAPL", 1, 18000 + i % 50, 1) for i in range(1, 2000)]
+        async with EngineClient(engine.address) as c:
+            with pytest.raises(EngineRequestError) as ei:
+                async for _ in c.stream_orders(reqs):
+                    pass
+            assert ei.value.code == grpc.StatusCode.INVALID_ARGUMENT, ei.value
+            assert f"order_id {base}" in ei.value.message
+            assert not (await c.get_order(base + 1)).found
+
+
 async def test_stream_orders_bad_order_ends_stream(engine: EngineProcess) -> None:
     reqs = [
         limit(1, 1, "AAPL", 1, 19000, 1),
