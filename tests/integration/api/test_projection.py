@@ -228,6 +228,29 @@ async def test_batch_size_changes_nothing_and_listeners_get_the_committed_rows(
         assert await _dump(engine) == want
 
 
+async def test_sqlite_and_postgresql_write_the_same_rows(tmp_path, postgres_server):
+    # The two databases take different write paths (one executemany per table on SQLite,
+    # one statement of CTEs on PostgreSQL): the rows must come out identical.
+    if postgres_server is None:
+        pytest.skip("HFT_TEST_POSTGRES_URL is not set")
+    stream = bench.make_stream(300, seed=11)
+    dumps = []
+    for url in (f"sqlite+aiosqlite:///{tmp_path / 'cross.db'}", await postgres_server.acquire()):
+        try:
+            async with _database(url, stream) as engine:
+                projection = _projection(engine)
+                for group in bench.batches(stream.commands, 32):
+                    assert await projection._apply(group) is not None
+                dumps.append(await _dump(engine))
+        finally:
+            if url.startswith("postgresql"):
+                await postgres_server.release(url)
+    sqlite_rows, postgres_rows = dumps
+    assert len(sqlite_rows["fills"]) > 100
+    assert len(sqlite_rows["candles"]) > 10
+    assert sqlite_rows == postgres_rows
+
+
 async def test_events_are_applied_exactly_once_whatever_the_batches_repeat(db_url, second_db_url):
     stream = bench.make_stream(120, seed=9)
     want = await _reference(second_db_url, stream)
