@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hft.api.audit import AuditWriter
@@ -22,6 +24,7 @@ from hft.api.trading.projection import FeeSchedule, Projection
 from hft.api.trading.recent import RecentOrders
 from hft.api.trading.repo import effective_limits, limit_rows
 from hft.api.trading.sender import OrderSender
+from hft.db.base import utcnow
 from hft.db.models.trading import InstrumentRow
 from hft.db.session import Database, write_transaction
 from hft.engine.client import EngineClient, EngineUnavailable, ExecutionSubscriber
@@ -169,25 +172,34 @@ class TradingRuntime:
         self.instruments = {r.symbol: info_from_row(r) for r in rows}
 
     async def sync_instruments(self) -> None:
-        """Copy the engine's instruments into the database and the cache."""
+        """Copy the engine's instruments into the database and the cache.
+
+        One upsert: several backend processes starting at once on a fresh database all
+        insert the same instruments, and a read-then-insert would let all but one fail
+        on the primary key (PostgreSQL runs these transactions side by side). A row
+        that already matches the engine is left alone, keeping its updated_at.
+        """
         listed = await self.client.list_instruments()
-        async with self.db.session() as session, write_transaction(session):
-            existing = {
-                r.symbol: r for r in (await session.execute(select(InstrumentRow))).scalars()
+        now = utcnow()
+        rows = [
+            {
+                "symbol": inst.symbol,
+                "symbol_id": inst.symbol_id,
+                "tick_size": Decimal(inst.tick_size),
+                "lot_size": Decimal(inst.lot_size),
+                "min_qty": inst.min_quantity,
+                "max_qty": inst.max_quantity,
+                "band_bps": inst.price_band_bps,
+                "reference_price": inst.reference_price,
+                "status": "halted" if inst.status == pb.INSTRUMENT_STATUS_HALTED else "trading",
+                "updated_at": now,
             }
-            for inst in listed.instruments:
-                row = existing.get(inst.symbol)
-                if row is None:
-                    row = InstrumentRow(symbol=inst.symbol)
-                    session.add(row)
-                row.symbol_id = inst.symbol_id
-                row.tick_size = Decimal(inst.tick_size)
-                row.lot_size = Decimal(inst.lot_size)
-                row.min_qty = inst.min_quantity
-                row.max_qty = inst.max_quantity
-                row.band_bps = inst.price_band_bps
-                row.reference_price = inst.reference_price
-                row.status = "halted" if inst.status == pb.INSTRUMENT_STATUS_HALTED else "trading"
+            for inst in listed.instruments
+        ]
+        if rows:
+            async with self.db.session() as session, write_transaction(session):
+                statement = _UPSERT_INSTRUMENTS[self.db.engine.dialect.name]
+                await session.execute(statement, rows)
         self.instruments = {i.symbol: info_from_pb(i) for i in listed.instruments}
         self.instruments_synced = True
 
@@ -262,3 +274,29 @@ async def stop_runtime(runtime: TradingRuntime) -> None:
     finally:
         if runtime in _runtimes:
             _runtimes.remove(runtime)
+
+
+def _upsert_instruments(insert: Any) -> Any:
+    table = InstrumentRow.__table__
+    stmt = insert(table)
+    synced = (
+        "symbol_id",
+        "tick_size",
+        "lot_size",
+        "min_qty",
+        "max_qty",
+        "band_bps",
+        "reference_price",
+        "status",
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.symbol],
+        set_={c: stmt.excluded[c] for c in (*synced, "updated_at")},
+        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in synced)),
+    )
+
+
+_UPSERT_INSTRUMENTS = {
+    "postgresql": _upsert_instruments(pg_insert),
+    "sqlite": _upsert_instruments(sqlite_insert),
+}
