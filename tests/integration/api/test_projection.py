@@ -113,6 +113,9 @@ async def test_reapplying_old_events_changes_nothing(app, engine, make_user):
         if ev.type == pb.EVENT_TYPE_TRADE:
             break
     runtime = app.state.trading
+    # No WebSocket subscriber: nothing to read back, nothing for the listeners.
+    assert await runtime.projection._apply(events) is None
+    runtime.projection.observe = lambda: True
     replay = await runtime.projection._apply(events)
     assert replay is not None
     assert replay.observed == set(replay.orders)  # read back, not applied again
@@ -226,6 +229,32 @@ async def test_batch_size_changes_nothing_and_listeners_get_the_committed_rows(
             fills += len(out.fills)
         assert fills == len(want["fills"])
         assert await _dump(engine) == want
+
+
+async def test_what_another_process_applied_is_read_back_only_when_wanted(db_url, second_db_url):
+    stream = bench.make_stream(40, seed=12)
+    c = stream.commands
+    async with _database(db_url, stream) as engine, _database(second_db_url, stream):
+        projection = _projection(engine)
+        assert await projection._apply([*c[0], *c[1], *c[2]]) is not None
+        statements: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement.split()[0])
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        # Nobody to tell (no WebSocket subscriber): an already applied batch costs the
+        # cursor, nothing is read back and nothing goes to the listeners.
+        projection.observe = lambda: False
+        assert await projection._apply(c[1]) is None
+        assert not [s for s in statements if s == "SELECT"][1:], statements
+        statements.clear()
+        projection.observe = lambda: True
+        replay = await projection._apply(c[1])
+        assert replay is not None
+        assert replay.orders
+        assert replay.observed == set(replay.orders)
+        assert len([s for s in statements if s == "SELECT"]) > 1
 
 
 async def test_sqlite_and_postgresql_write_the_same_rows(tmp_path, postgres_server):

@@ -532,9 +532,11 @@ class BatchApplier:
     change, and both the UPDATE parameters and the listeners' objects come from them).
     """
 
-    def __init__(self, fees: FeeSchedule, *, observe: bool = False) -> None:
+    def __init__(self, fees: FeeSchedule, *, observe: Callable[[], bool] | None = None) -> None:
         self.fees = fees
-        # Also read back events another process applied (see _observe).
+        # Also read back events another process applied (see _observe), when this
+        # answers True: asked only once the cursor lock is held, so that process's
+        # commit is visible and a WebSocket subscription made later reads it anyway.
         self.observe = observe
         self.out = AppliedBatch()
         self._orders: dict[int, dict[str, Any]] = {}
@@ -569,7 +571,7 @@ class BatchApplier:
             for oid, order in self.out.orders.items():
                 if self._status_before.get(oid) != order.status:
                     metrics.ORDERS.labels(order.status).inc()
-        if self.observe and len(todo) < len(fresh):
+        if self.observe is not None and len(todo) < len(fresh) and self.observe():
             self._observe(fresh[: len(fresh) - len(todo)])
         return len(todo)
 
@@ -1004,6 +1006,10 @@ class Projection:
         self.last: tuple[int, int] = (0, -1)
         self.connected = False
         self.listeners: list[Listener] = []
+        # Whether the listeners want what another backend process applied (read back
+        # from the database): the WebSocket hub does only while someone subscribes to
+        # changes the projection makes.
+        self.observe: Callable[[], bool] = lambda: True
         # Whole commands (all events of one sequence), so a batch never ends half way
         # through a command and a waiter is released after one transaction.
         self._queue: asyncio.Queue[list[pb.ExecutionEvent]] = asyncio.Queue(maxsize=20_000)
@@ -1099,7 +1105,7 @@ class Projection:
 
     async def _apply(self, batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
         async with self._sessionmaker() as session, write_transaction(session):
-            applier = BatchApplier(self.fees, observe=True)
+            applier = BatchApplier(self.fees, observe=self.observe)
             conn = await session.connection()
             applied = await conn.run_sync(applier.apply, batch)
         out = applier.out

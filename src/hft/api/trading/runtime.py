@@ -236,6 +236,7 @@ class TradingRuntime:
 
         self.hub = Hub(self)
         self.projection.listeners.append(self.hub.on_applied)
+        self.projection.observe = self.hub.wants_applied
         self.projection.listeners.append(self.recent.on_applied)
 
     async def stop(self) -> None:

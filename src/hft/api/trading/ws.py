@@ -44,6 +44,8 @@ router = APIRouter(tags=["websocket"])
 MAX_MESSAGE_CHARS = 4096
 MAX_CHANNELS = 200
 PRIVATE = ("orders", "fills", "account")
+# Internal keys of the channels the projection's batches feed.
+_APPLIED_CHANNELS = ("orders:", "fills:", "account:", "candles:")
 _CLOSE = object()
 
 
@@ -153,6 +155,11 @@ class Hub:
             return
         inst = self.runtime.instruments.get(order.symbol)
         self.publish(key, {"channel": "orders", "type": "order", "data": order_public(order, inst)})
+
+    def wants_applied(self) -> bool:
+        """Whether any connection subscribes to what the projection changes (orders,
+        fills, balances, candles)."""
+        return any(conns and key.startswith(_APPLIED_CHANNELS) for key, conns in self.subs.items())
 
     def on_applied(self, batch: AppliedBatch) -> None:
         """Projection listener: push what a committed batch changed."""

@@ -118,3 +118,22 @@ def test_ticker_goes_only_to_subscribers_and_only_when_it_changes():
     book.bids[19001] = (2, 1)
     hub.book_update(book, pb.BookDelta(symbol="AAPL", side=pb.SIDE_BUY, price=19001, quantity=2))
     assert json.loads(conn.queue.get_nowait())["data"]["best_bid"] == "190.01"
+
+
+def test_hub_wants_applied_batches_only_while_someone_subscribes_to_them():
+    hub, _ = hub_with_book()
+    conn = Connection(None, 10, None)
+    assert not hub.wants_applied()
+    hub.subscribe(conn, "book:AAPL")
+    hub.subscribe(conn, "trades:AAPL")
+    assert not hub.wants_applied()  # fed by the market-data relay, not the projection
+    hub.subscribe(conn, "candles:AAPL:1m")
+    assert hub.wants_applied()
+    hub.unsubscribe(conn, "candles:AAPL:1m")
+    assert not hub.wants_applied()
+    conn.account_id = 7
+    for channel in ("orders", "fills", "account"):
+        hub.subscribe(conn, channel)
+        assert hub.wants_applied()
+        hub.unsubscribe(conn, channel)
+        assert not hub.wants_applied()
