@@ -459,10 +459,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         notes.append(
                             f"{args.api_workers} workers: each runs its own entry, sender and "
                             "projection; the projections share one cursor row (one applies a "
-                            "batch, the others read back what it changed for their own "
-                            "WebSocket clients) and the entries lock the same traders' "
-                            "account rows, on cores the engine, PostgreSQL and the load "
-                            "generator also need."
+                            "batch, the others wait for its commit; with no WebSocket clients "
+                            "here they read nothing back) and the entries lock the same "
+                            "traders' account rows, on cores the engine, PostgreSQL and the "
+                            "load generator also need."
                         )
                         rows += _bench_backend(
                             tmp,
