@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, Table, any_, bindparam
@@ -58,3 +58,38 @@ def pg_unnest(
         numbered = " WITH ORDINALITY"
         names.append(quote(ordinality))
     return f"unnest({', '.join(casts)}){numbered} AS {alias}({', '.join(names)})", params
+
+
+class UnnestRows:
+    """The row sets of one PostgreSQL statement made of `pg_unnest` parts: their SQL as
+    the statement is written, then, per execution, the array parameters of given rows.
+
+    A row set's columns are (row key, column) pairs, so rows keyed for an executemany
+    elsewhere (`b_id` for `id`, say) feed the same statement unchanged.
+    """
+
+    def __init__(self) -> None:
+        self.binds: list[BindParameter[Any]] = []
+        self._columns: dict[str, Sequence[tuple[str, str]]] = {}
+
+    def sql(
+        self,
+        table: Table,
+        columns: Sequence[tuple[str, str]],
+        alias: str,
+        *,
+        ordinality: str | None = None,
+    ) -> str:
+        """The `pg_unnest` SQL of a row set named `alias`; its parameters join `binds`."""
+        sql, params = pg_unnest(table, [c for _, c in columns], alias, ordinality=ordinality)
+        self.binds += params
+        self._columns[alias] = columns
+        return sql
+
+    def params(self, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+        """The array parameters of each row set's rows (every row set of the statement)."""
+        return {
+            f"{alias}_{column}": [row[key] for row in rows[alias]]
+            for alias, columns in self._columns.items()
+            for key, column in columns
+        }

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -641,19 +641,11 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                     sub = svc.subscribe_executions()
                     break
             reader.close()
-            while True:
-                try:
-                    items = await sub.get()
-                except Overflowed:
-                    await context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"subscriber too slow: more than {sub.maxlen} batches behind; resubscribe "
-                        f"from sequence {next_seq}",
-                    )
-                    return
-                except Closed:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, "engine is stopping")
-                    return
+
+            def resume() -> str:  # where the stream has got to when it is asked
+                return f" from sequence {next_seq}"
+
+            async for items in _live(sub, context, resume):
                 chunk = []
                 for first, evs in items:
                     chunk += mapping.events_with_sequence(first, evs, next_seq, infos)
@@ -703,18 +695,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                 yield [
                     pb.MarketDataEvent(sequence=seq, book_sequence=ob.book_sequence, snapshot=ob)
                 ]
-            while True:
-                try:
-                    items = await sub.get()
-                except Overflowed:
-                    await context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"subscriber too slow: more than {sub.maxlen} batches behind; resubscribe",
-                    )
-                    return
-                except Closed:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, "engine is stopping")
-                    return
+            async for items in _live(sub, context, lambda: ""):
                 chunk: list[pb.MarketDataEvent] = []
                 for item in items:
                     chunk += svc.md.to_messages(item, symbol_ids)
@@ -722,6 +703,26 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
                     yield chunk
         finally:
             svc.md.unsubscribe(sub, symbol_ids)
+
+
+async def _live(sub: Any, context: Any, resume_from: Callable[[], str]) -> AsyncIterator[Any]:
+    """A live subscription's published groups, in order. Ends the call when the
+    subscriber fell too far behind (telling it where to resubscribe, `resume_from()`)
+    or the engine stops."""
+    while True:
+        try:
+            items = await sub.get()
+        except Overflowed:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"subscriber too slow: more than {sub.maxlen} batches behind; resubscribe"
+                f"{resume_from()}",
+            )
+            return
+        except Closed:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "engine is stopping")
+            return
+        yield items
 
 
 async def _one_by_one(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:

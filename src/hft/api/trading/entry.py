@@ -41,7 +41,7 @@ from hft.db.base import Numeric, utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
 from hft.db.session import write_transaction
-from hft.db.sql import in_list, pg_unnest
+from hft.db.sql import UnnestRows, in_list
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
 from hft.services.orders import OPEN_STATUSES
@@ -285,15 +285,9 @@ def _write_postgres(
     """What `_write_each` writes, in one PostgreSQL statement (`_PG_WRITE`)."""
     if not accepted and not reserved:
         return []
-    audit = _audit_rows(accepted)
-    params: dict[str, Any] = {}
-    for alias, rows, columns in (
-        ("o", [values for _, values in accepted], _PG_ORDER_COLUMNS),
-        ("a", audit, _PG_AUDIT_COLUMNS),
-        ("r", reserved, _PG_RESERVED_COLUMNS),
-    ):
-        for name, column in columns:
-            params[f"{alias}_{column}"] = [row[name] for row in rows]
+    params = _PG_ROWS.params(
+        {"o": [values for _, values in accepted], "a": _audit_rows(accepted), "r": reserved}
+    )
     return [int(row[0]) for row in conn.execute(_PG_WRITE, params)]
 
 
@@ -411,7 +405,7 @@ _PG_AUDIT_COLUMNS = tuple(
 _PG_RESERVED_COLUMNS = (("b_id", "id"), ("b_reserved", "reserved_cash"))
 
 
-def _pg_write() -> TextClause:
+def _pg_write() -> tuple[TextClause, UnnestRows]:
     """The orders (ids from their sequence), their audit entries (targets naming those
     ids) and the accounts' new reservations as one PostgreSQL statement, returning the
     orders' ids in parameter order.
@@ -420,12 +414,10 @@ def _pg_write() -> TextClause:
     sequence hands out ascend in that order: the i-th smallest id is the i-th order's,
     which is also how SQLAlchemy matches RETURNING rows to parameters on PostgreSQL.
     """
-    binds: list[Any] = []
+    row_sets = UnnestRows()
 
     def rows(table: Table, columns: tuple[tuple[str, str], ...], alias: str) -> str:
-        sql, params = pg_unnest(table, [c for _, c in columns], alias, ordinality="n")
-        binds.extend(params)
-        return sql
+        return row_sets.sql(table, columns, alias, ordinality="n")
 
     order_columns = ", ".join(c for _, c in _PG_ORDER_COLUMNS)
     audit_columns = ("ts", "user_id", "action", "details", "ip", "request_id")
@@ -447,10 +439,10 @@ WITH orders_new AS (
 )
 SELECT id FROM numbered ORDER BY n
 """  # noqa: S608 (built once from the table metadata; values are bound parameters)
-    return text(sql).bindparams(*binds)
+    return text(sql).bindparams(*row_sets.binds), row_sets
 
 
-_PG_WRITE = _pg_write()
+_PG_WRITE, _PG_ROWS = _pg_write()
 
 
 __all__ = ["AccountMissingError", "EntryRequest", "OrderEntry", "RiskRejectedError", "Written"]

@@ -68,7 +68,7 @@ from hft.db.models.trading import (
     TradeRow,
 )
 from hft.db.session import write_transaction
-from hft.db.sql import in_list, pg_unnest
+from hft.db.sql import UnnestRows, in_list
 from hft.engine.pb import engine_pb2 as pb
 from hft.services.candles import INTERVALS, bucket_start
 from hft.services.decimals import decimals_of
@@ -340,7 +340,7 @@ _PG_FILL_COLUMNS = _renamed(
 )
 
 
-def _pg_write() -> TextualSelect:
+def _pg_write() -> tuple[TextualSelect, UnnestRows]:
     """All of a batch's writes as one PostgreSQL statement: a data-modifying CTE per
     table and kind of change, each over rows unnested from one array per column (empty
     arrays: no rows, nothing changed). It returns the new fills' ids and the candles as
@@ -349,12 +349,8 @@ def _pg_write() -> TextualSelect:
     Every row the statement changes is a different row (the CTEs cannot see each
     other's changes, and need not), and the accounts and orders are already locked.
     """
-    binds: list[Any] = []
-
-    def rows(table: Table, columns: tuple[tuple[str, str], ...], alias: str) -> str:
-        sql, params = pg_unnest(table, [c for _, c in columns], alias)
-        binds.extend(params)
-        return sql
+    row_sets = UnnestRows()
+    rows = row_sets.sql
 
     def names(columns: Sequence[str]) -> str:
         return ", ".join(columns)
@@ -421,14 +417,15 @@ SELECT NULL, NULL, NULL, {names(_CANDLE_COLUMNS)} FROM candles_merged
     # Typed result columns: the candles' decimals come back through Numeric (canonical).
     result = [_FILLS.c.id, _FILLS.c.trade_id, _FILLS.c.order_id]
     result += [_CANDLES.c[c] for c in _CANDLE_COLUMNS]
-    return (
+    statement = (
         text(sql)
-        .bindparams(bindparam("now", type_=_ACCOUNTS.c.updated_at.type), *binds)
+        .bindparams(bindparam("now", type_=_ACCOUNTS.c.updated_at.type), *row_sets.binds)
         .columns(*result)
     )
+    return statement, row_sets
 
 
-_PG_WRITE = _pg_write()
+_PG_WRITE, _PG_ROWS = _pg_write()
 
 
 # Advances the cursor only if it is before the batch: one statement that both takes the
@@ -900,31 +897,30 @@ class BatchApplier:
                 changed_positions.append({"b_account_id": key[0], "b_symbol": key[1], **values})
         prices = [{"b_symbol": s, "b_price": p} for s, p in self._last_price.items()]
         if self.dialect == "postgresql":
-            params: dict[str, Any] = {"now": now}
-            for alias, rows, columns in (
-                ("o", orders, _PG_ORDER_COLUMNS),
-                ("a", accounts, _PG_ACCOUNT_COLUMNS),
-                ("pn", new_positions, _PG_NEW_POSITION_COLUMNS),
-                ("pc", changed_positions, _PG_CHANGED_POSITION_COLUMNS),
-                ("t", self._trades, _PG_TRADE_COLUMNS),
-                # Nothing was read: each is this batch's part of its candle.
-                ("c", list(self._candles.values()), _PG_CANDLE_COLUMNS),
-                ("i", prices, _PG_PRICE_COLUMNS),
-                ("f", self._fills, _PG_FILL_COLUMNS),
-            ):
-                for name, column in columns:
-                    params[f"{alias}_{column}"] = [row[name] for row in rows]
-            fill_ids = []
-            candles = []
+            params = _PG_ROWS.params(
+                {
+                    "o": orders,
+                    "a": accounts,
+                    "pn": new_positions,
+                    "pc": changed_positions,
+                    "t": self._trades,
+                    # Nothing was read: each is this batch's part of its candle.
+                    "c": list(self._candles.values()),
+                    "i": prices,
+                    "f": self._fills,
+                }
+            )
+            params["now"] = now
+            fill_ids: list[Any] = []
+            candles: list[dict[str, Any]] = []
             for row in self.conn.execute(_PG_WRITE, params):
                 if row.id is not None:
                     fill_ids.append(row)
                 else:
                     candles.append({c: getattr(row, c) for c in _CANDLE_COLUMNS})
-            if candles:
-                out.candles = [_detached(CandleRow, c) for c in candles]
         else:
             fill_ids = self._write_each(orders, accounts, new_positions, changed_positions, prices)
+            candles = list(self._candles.values())
         if orders:
             out.orders = {oid: _detached(OrderRow, o) for oid, o in self._changed.items()}
         if accounts:
@@ -937,8 +933,8 @@ class BatchApplier:
                 _detached(FillRow, {"id": ids[f["trade_id"], f["order_id"]], **f})
                 for f in self._fills
             ]
-        if self._candles and self.dialect != "postgresql":
-            out.candles = [_detached(CandleRow, c) for c in self._candles.values()]
+        if candles:
+            out.candles = [_detached(CandleRow, c) for c in candles]
 
     def _write_each(
         self,
@@ -947,7 +943,7 @@ class BatchApplier:
         new_positions: list[dict[str, Any]],
         changed_positions: list[dict[str, Any]],
         prices: list[dict[str, Any]],
-    ) -> Any:
+    ) -> list[Any]:
         """One statement per table and kind of change; the inserted fills' ids."""
         new_candles = [c for k, c in self._candles.items() if k in self._new_candles]
         old_candles = [
@@ -961,7 +957,7 @@ class BatchApplier:
             if k not in self._new_candles
         ]
         execute = self.conn.execute
-        fill_ids: Any = ()
+        fill_ids: list[Any] = []
         for statement, rows in (
             (_UPDATE_ORDERS, orders),
             (_UPDATE_ACCOUNTS, accounts),
@@ -972,7 +968,7 @@ class BatchApplier:
             if rows:
                 execute(statement, rows)
         if self._fills:
-            fill_ids = execute(_INSERT_FILLS, self._fills).all()
+            fill_ids = list(execute(_INSERT_FILLS, self._fills))
         for statement, rows in (
             (_INSERT_CANDLES, new_candles),
             (_UPDATE_CANDLES, old_candles),
