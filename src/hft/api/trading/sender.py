@@ -3,9 +3,11 @@
 A unary SubmitOrder costs the engine and this process a gRPC call each; under load most of
 an order's engine cost was that call, not matching. Requests queue here; a sender takes
 whatever is waiting (up to `max_batch`) and submits it as one OrderBatch, while up to
-`max_in_flight` batches are on the wire. With one order waiting and a free slot, the
-order leaves at once, so a quiet venue sees no added latency; batches form only while
-earlier ones are in flight.
+`max_in_flight` batches are on the wire. An order waits only for the callbacks already
+queued on the event loop: order entry commits its orders as a group and their requests
+resume together, so they all join the queue before it is sent and leave as one call,
+rather than one call each while the slots last. A lone order on a quiet venue waits for
+nothing else; further batches form while earlier ones are in flight.
 
 The engine answers every order of a batch (accepted or rejected) in request order, with
 its own sequence number, exactly as SubmitOrder would. If the engine refuses the whole
@@ -53,6 +55,7 @@ class OrderSender:
         self.max_in_flight = max_in_flight
         self._waiting: deque[_Waiting] = deque()
         self._in_flight = 0
+        self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.orders = 0
@@ -61,7 +64,11 @@ class OrderSender:
         """The engine's answer to one order; raises what `EngineClient.submit_order` raises."""
         fut: asyncio.Future[pb.OrderResponse] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, fut))
-        self._dispatch()
+        if not self._scheduled:
+            # After the callbacks already queued in this iteration: the other requests
+            # woken by the same entry commit add their orders first.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._dispatch_scheduled)
         return await fut
 
     async def close(self) -> None:
@@ -69,6 +76,10 @@ class OrderSender:
         way their callers get an answer)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _dispatch_scheduled(self) -> None:
+        self._scheduled = False
+        self._dispatch()
 
     def _dispatch(self) -> None:
         while self._waiting and self._in_flight < self.max_in_flight:

@@ -53,6 +53,16 @@ def _req(order_id: int) -> pb.OrderRequest:
     return pb.OrderRequest(order_id=order_id, account_id=1, symbol="AAPL", quantity=1)
 
 
+async def _settle() -> None:
+    """Let started submissions reach the sender and its scheduled dispatch run."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def _start(sender: OrderSender, *order_ids: int) -> list[asyncio.Task[pb.OrderResponse]]:
+    return [asyncio.create_task(sender.submit(_req(i))) for i in order_ids]
+
+
 async def test_a_lone_order_leaves_at_once_as_a_single_call() -> None:
     engine = FakeEngine()
     sender = OrderSender(engine.submit_many, engine.submit_one)
@@ -62,6 +72,16 @@ async def test_a_lone_order_leaves_at_once_as_a_single_call() -> None:
     assert engine.batches == []
 
 
+async def test_orders_submitted_in_one_loop_iteration_leave_as_one_call() -> None:
+    engine = FakeEngine()
+    sender = OrderSender(engine.submit_many, engine.submit_one)
+    answers = await asyncio.gather(*_start(sender, 1, 2, 3, 4, 5))
+    assert engine.singles == []
+    assert engine.batches == [[1, 2, 3, 4, 5]]
+    assert [a.order_id for a in answers] == [1, 2, 3, 4, 5]
+    assert sender.batches == 1
+
+
 async def test_orders_waiting_behind_full_slots_go_as_one_batch_in_order() -> None:
     engine = FakeEngine()
     engine.gate = asyncio.Event()
@@ -69,8 +89,10 @@ async def test_orders_waiting_behind_full_slots_go_as_one_batch_in_order() -> No
     sender = OrderSender(
         engine.submit_many, engine.submit_one, max_batch=3, max_in_flight=1, on_batch=sizes.append
     )
-    tasks = [asyncio.create_task(sender.submit(_req(i))) for i in range(1, 8)]
-    await asyncio.sleep(0)
+    tasks = _start(sender, 1)
+    await _settle()
+    tasks += _start(sender, 2, 3, 4, 5, 6, 7)
+    await _settle()
     engine.gate.set()
     answers = await asyncio.gather(*tasks)
     # 1 alone (slot free), then the six that queued meanwhile in batches of three.
@@ -87,9 +109,10 @@ async def test_unavailable_engine_fails_every_order_of_the_batch() -> None:
     engine.gate = asyncio.Event()
     engine.fail_batch = EngineUnavailable("down")
     sender = OrderSender(engine.submit_many, engine.submit_one, max_in_flight=1)
-    first = asyncio.create_task(sender.submit(_req(1)))
-    rest = [asyncio.create_task(sender.submit(_req(i))) for i in (2, 3)]
-    await asyncio.sleep(0)
+    [first] = _start(sender, 1)
+    await _settle()
+    rest = _start(sender, 2, 3)
+    await _settle()
     engine.gate.set()
     assert (await first).order_id == 1
     for task in rest:
@@ -104,8 +127,10 @@ async def test_a_malformed_batch_is_retried_order_by_order() -> None:
     engine.fail_batch = EngineRequestError(grpc.StatusCode.INVALID_ARGUMENT, "bad order 3")
     engine.fail_one[3] = EngineRequestError(grpc.StatusCode.INVALID_ARGUMENT, "bad order 3")
     sender = OrderSender(engine.submit_many, engine.submit_one, max_in_flight=1)
-    tasks = [asyncio.create_task(sender.submit(_req(i))) for i in (1, 2, 3, 4)]
-    await asyncio.sleep(0)
+    tasks = _start(sender, 1)
+    await _settle()
+    tasks += _start(sender, 2, 3, 4)
+    await _settle()
     engine.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert [getattr(r, "order_id", None) for r in results] == [1, 2, None, 4]
@@ -118,8 +143,10 @@ async def test_queue_full_is_not_retried() -> None:
     engine.gate = asyncio.Event()
     engine.fail_batch = EngineRequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full")
     sender = OrderSender(engine.submit_many, engine.submit_one, max_in_flight=1)
-    tasks = [asyncio.create_task(sender.submit(_req(i))) for i in (1, 2, 3)]
-    await asyncio.sleep(0)
+    tasks = _start(sender, 1)
+    await _settle()
+    tasks += _start(sender, 2, 3)
+    await _settle()
     engine.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert results[0].order_id == 1  # type: ignore[union-attr]
@@ -132,8 +159,10 @@ async def test_a_short_answer_is_an_error_for_the_whole_batch() -> None:
     engine.gate = asyncio.Event()
     engine.short_answer = True
     sender = OrderSender(engine.submit_many, engine.submit_one, max_in_flight=1)
-    tasks = [asyncio.create_task(sender.submit(_req(i))) for i in (1, 2, 3)]
-    await asyncio.sleep(0)
+    tasks = _start(sender, 1)
+    await _settle()
+    tasks += _start(sender, 2, 3)
+    await _settle()
     engine.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, EngineRequestError) for r in results[1:])
@@ -143,10 +172,10 @@ async def test_an_order_whose_caller_left_is_still_sent() -> None:
     engine = FakeEngine()
     engine.gate = asyncio.Event()
     sender = OrderSender(engine.submit_many, engine.submit_one, max_in_flight=1)
-    first = asyncio.create_task(sender.submit(_req(1)))
-    gone = asyncio.create_task(sender.submit(_req(2)))
-    kept = asyncio.create_task(sender.submit(_req(3)))
-    await asyncio.sleep(0)
+    [first] = _start(sender, 1)
+    await _settle()
+    gone, kept = _start(sender, 2, 3)
+    await _settle()
     gone.cancel()
     engine.gate.set()
     await first
