@@ -94,6 +94,14 @@ _SERVER_OPTIONS = [
 STREAM_DRAIN_S = 1.0
 STREAM_DRAIN_MAX = 100_000
 
+# SubmitOrders batches of at most this many orders are answered with messages built on
+# the event loop; larger ones are encoded column-wise (hft.engine.wire) in a worker
+# thread. The vectorised encoder costs about 0.4 ms before its first order (tens of
+# numpy calls on small arrays), building messages about 6 us per order: messages win
+# below about 150 orders, which is where a broker's group commits fall (16 orders:
+# 0.63 ms vs 0.10 ms; 256 orders: 1.5 ms vs 1.7 ms, on the benchmark machine).
+MESSAGE_ANSWER_MAX = 128
+
 
 async def _drain(requests: AsyncIterator[Any]) -> None:
     """Read and drop what is left of a client stream (bounded; see STREAM_DRAIN_S)."""
@@ -258,6 +266,17 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
         except InvalidRequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
+        if len(orders) <= MESSAGE_ANSWER_MAX:
+            res = await self._run_array(context, cmds, t_recv)
+            infos = self.svc.infos
+            answers = []
+            for i, order in enumerate(orders):
+                seq, rows = res.command(i)
+                info = self._info(order.symbol)
+                answers.append(
+                    mapping.order_response(seq, res.ts, order.order_id, rows, infos, info)
+                )
+            return pb.OrderBatchResponse(responses=answers)
         res = await self._run_array(context, cmds, t_recv, raw=True)
         assert res.events is not None
         # Encoded column-wise (building a message per order and event would dominate), in a

@@ -22,6 +22,7 @@ from hft.engine.client import (
     order_request,
     pb,
 )
+from hft.engine.server import MESSAGE_ANSWER_MAX
 from hft.engine.testing import EngineProcess, OrderFlow
 
 pytestmark = pytest.mark.timeout(240)
@@ -72,9 +73,12 @@ async def execution_stream(address: str, last: int) -> list[pb.ExecutionEvent]:
     return out
 
 
-async def drive_both(rows: EngineClient, cols: EngineClient, seed: int, rounds: int) -> list[Any]:
+async def drive_both(
+    rows: EngineClient, cols: EngineClient, seed: int, rounds: int, sizes: list[int]
+) -> list[Any]:
     """The same seeded flow into both engines: submits in batches (rows vs columns),
-    cancels unary. Returns the column answers as OrderResponse messages."""
+    cancels unary. Returns the column answers as OrderResponse messages; `sizes` gets
+    the batch sizes."""
     flow = OrderFlow(seed, symbols=("AAPL", "BTC-USD", "MSFT"))
     rng = random.Random(seed)
     answers: list[pb.OrderResponse] = []
@@ -99,6 +103,7 @@ async def drive_both(rows: EngineClient, cols: EngineClient, seed: int, rounds: 
             batch.append(cmd.req)
         if not batch:
             continue
+        sizes.append(len(batch))
         want_batch = await rows.submit_orders(batch)
         got = await cols.submit_order_columns(as_columns(batch))
         assert isinstance(got, OrderColumnsResult)
@@ -124,9 +129,12 @@ async def test_columns_and_rows_end_in_the_same_state_and_recover_the_same(
             EngineClient(row_engine.address) as rows,
             EngineClient(col_engine.address) as cols,
         ):
-            answers = await drive_both(rows, cols, seed=424242, rounds=25)
+            sizes: list[int] = []
+            answers = await drive_both(rows, cols, seed=424242, rounds=25, sizes=sizes)
             want = await rows.get_stats()
             got = await cols.get_stats()
+        # SubmitOrders answered batches both ways: with messages and column-wise.
+        assert min(sizes) <= MESSAGE_ANSWER_MAX < max(sizes)
         assert got.last_sequence == want.last_sequence
         assert got.state_hash == want.state_hash
         assert (got.orders, got.trades, got.rejects) == (want.orders, want.trades, want.rejects)
