@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Table, any_, bindparam
+from sqlalchemy import BindParameter, ColumnElement, Dialect, Table, Text, any_, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeDecorator
+
+from hft.db.base import Numeric, UtcDateTime
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -30,6 +35,66 @@ def in_list(column: ColumnElement[Any], name: str) -> dict[str, ColumnElement[bo
 _PG_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
+class _ArrayLiteral(TypeDecorator[list[Any]]):
+    """A list bound as one PostgreSQL array literal (`{a,NULL,b}`) for SQL that casts it
+    to the column's array type.
+
+    asyncpg encodes an array parameter element by element in binary, and decimals and
+    timestamps are slow at that (about 0.7 and 0.5 us of CPU each): they were most of
+    the cost of sending a batch's rows. One text parameter costs next to nothing, and
+    the server parses it exactly. Every element first goes through the column type's
+    own checks (`_element`), then `_format` writes it in a form that needs no quoting.
+    """
+
+    impl = Text
+    cache_ok = True
+    _element: TypeDecorator[Any]
+
+    @staticmethod
+    def _format(value: Any) -> str:
+        raise NotImplementedError
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        check = self._element.process_bind_param
+        fmt = self._format
+        parts = []
+        for item in value:
+            checked = check(item, dialect)
+            parts.append("NULL" if checked is None else fmt(checked))
+        return "{" + ",".join(parts) + "}"
+
+
+class DecimalArrayText(_ArrayLiteral):
+    """Exact decimals (`Numeric`: Decimal or int, finite, at most 18 decimals), written
+    in positional notation."""
+
+    cache_ok = True
+    _element = Numeric()
+
+    @staticmethod
+    def _format(value: Decimal) -> str:
+        return format(value, "f")
+
+
+class TimestampArrayText(_ArrayLiteral):
+    """Timezone-aware timestamps (`UtcDateTime`), written in ISO 8601 with their offset."""
+
+    cache_ok = True
+    _element = UtcDateTime()
+
+    @staticmethod
+    def _format(value: datetime) -> str:
+        return value.isoformat()
+
+
+_ARRAY_LITERALS: dict[type[Any], type[_ArrayLiteral]] = {
+    Numeric: DecimalArrayText,
+    UtcDateTime: TimestampArrayText,
+}
+
+
 def pg_unnest(
     table: Table, columns: Sequence[str], alias: str, *, ordinality: str | None = None
 ) -> tuple[str, list[BindParameter[Any]]]:
@@ -40,8 +105,9 @@ def pg_unnest(
     fixed text (prepared once), and several such row sets can feed the data-modifying
     CTEs of one statement: one round trip where executemany needs one per table. Each
     parameter is typed as an ARRAY of the column's type, so the column type's own bind
-    processing (exact-decimal checks, UTC timestamps) runs on every element. With
-    `ordinality`, each row also has its position (from 1) in a column of that name.
+    processing (exact-decimal checks, UTC timestamps) runs on every element; decimal and
+    timestamp columns are sent as one array literal each (`_ArrayLiteral`). With `ordinality`,
+    each row also has its position (from 1) in a column of that name.
     """
     quote = _PG_DIALECT.identifier_preparer.quote
     casts: list[str] = []
@@ -49,7 +115,9 @@ def pg_unnest(
     for name in columns:
         column = table.c[name]
         pg_type = column.type.dialect_impl(_PG_DIALECT).compile(dialect=_PG_DIALECT)
-        params.append(bindparam(f"{alias}_{name}", type_=ARRAY(column.type)))
+        literal = _ARRAY_LITERALS.get(type(column.type))
+        array_type = literal() if literal is not None else ARRAY(column.type)
+        params.append(bindparam(f"{alias}_{name}", type_=array_type))
         casts.append(f"CAST(:{alias}_{name} AS {pg_type}[])")
     names = [quote(name) for name in columns]
     numbered = ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import cast
 
@@ -51,17 +51,18 @@ async def test_pg_unnest_rows_round_trip_through_postgresql(postgres_db_url: str
                 await conn.execute(
                     stmt,
                     {
-                        "f_order_id": [1, 2**40],
-                        "f_symbol": ["AAPL", "BTC-USD"],
-                        "f_price": [Decimal("190.25"), Decimal("0.000000000000000001")],
-                        "f_fee": [Decimal(0), None],
-                        "f_time": [when, when],
+                        "f_order_id": [1, 2**40, 3],
+                        "f_symbol": ["AAPL", "BTC-USD", "X"],
+                        "f_price": [Decimal("190.25"), Decimal("0.000000000000000001"), 7],
+                        "f_fee": [Decimal(0), None, Decimal("-1E+2")],
+                        "f_time": [when, when, when.astimezone(timezone(timedelta(hours=-5)))],
                     },
                 )
             ).all()
             assert [tuple(r) for r in rows] == [
                 (1, "AAPL", Decimal("190.25"), Decimal(0), when),
                 (2**40, "BTC-USD", Decimal("0.000000000000000001"), None, when),
+                (3, "X", Decimal(7), Decimal(-100), when),
             ]
             # No rows: empty arrays, same statement.
             empty = {f"f_{c}": [] for c in columns}
@@ -73,8 +74,26 @@ async def test_pg_unnest_rows_round_trip_through_postgresql(postgres_db_url: str
             naive = {**empty, "f_time": [datetime(2026, 1, 2)]}
             with pytest.raises(StatementError, match="timezone-aware"):
                 await conn.execute(stmt, naive)
+            inexact = {**empty, "f_price": [0.5]}
+            with pytest.raises(StatementError, match="needs Decimal or int"):
+                await conn.execute(stmt, inexact)
+            too_fine = {**empty, "f_fee": [Decimal("1E-19")]}
+            with pytest.raises(StatementError, match="more than 18 decimals"):
+                await conn.execute(stmt, too_fine)
     finally:
         await engine.dispose()
+
+
+def test_decimals_and_timestamps_are_bound_as_one_array_literal() -> None:
+    pg = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    _, params = pg_unnest(cast(Table, FillRow.__table__), ("price", "time"), "f")
+    price, time = (p.type.bind_processor(pg) for p in params)
+    assert price is not None
+    assert time is not None
+    assert price([Decimal("190.250"), None, Decimal("-1E+2"), 3]) == "{190.250,NULL,-100,3}"
+    assert time([when]) == "{2026-01-02T01:04:05.678901+00:00}"
+    assert price([]) == "{}"
 
 
 def test_pg_unnest_quotes_and_casts_each_column() -> None:
