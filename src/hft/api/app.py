@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from hft import __version__
 from hft.api.deps import UserCache
+from hft.api.direct import ExactRoutes, exact_routes
 from hft.api.errors import ErrorResponse, install_error_handlers
 from hft.api.middleware import RequestContextMiddleware
 from hft.api.ratelimit import RateLimiter
@@ -160,7 +161,14 @@ def create_app(
     install_error_handlers(app)
 
     # Added first = innermost: CORS wraps the request context, so even a 429 sent by
-    # the rate limiter carries CORS headers the browser can read.
+    # the rate limiter carries CORS headers the browser can read. Innermost of all, the
+    # fixed-path hot routes (order entry) skip the generic routing machinery; not with
+    # OpenTelemetry on, whose request spans that machinery makes.
+    if not otel:
+        app.add_middleware(
+            ExactRoutes,
+            routes=exact_routes([(API_PREFIX, router) for router in trading_routers]),
+        )
     app.add_middleware(
         RequestContextMiddleware,
         limiter=limiter,

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import PlainTextResponse
 
 from hft.api.app import create_app
+from hft.api.direct import DirectRoute
 from hft.api.settings import Settings
 
 
@@ -30,6 +31,12 @@ def _answer_with_name(route: APIRoute, monkeypatch: pytest.MonkeyPatch) -> None:
 
     # The routers are module-level objects every app shares: restored after the test.
     monkeypatch.setattr(route, "handle", handle)
+    if isinstance(route, DirectRoute):
+        # Fixed-path direct routes are served ahead of the router (ExactRoutes).
+        async def direct(request: Any) -> PlainTextResponse:
+            return PlainTextResponse(route.name)
+
+        monkeypatch.setattr(route, "direct_handler", direct)
 
 
 async def test_every_operation_is_reached_by_its_own_route(
