@@ -982,6 +982,11 @@ class BatchApplier:
 Listener = Callable[[AppliedBatch], None]
 
 
+def _settle(fut: asyncio.Future[bool], applied: bool) -> None:
+    if not fut.done():
+        fut.set_result(applied)
+
+
 class Projection:
     """Follows the engine's executions and applies them; see the module docstring."""
 
@@ -1011,7 +1016,7 @@ class Projection:
         self._queue: asyncio.Queue[list[pb.ExecutionEvent]] = asyncio.Queue(maxsize=20_000)
         # Callers waiting for a sequence to be applied: (sequence, tie-breaker, future),
         # a min-heap so each commit wakes exactly the callers it satisfies.
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[bool]]] = []
         self._waiter_ids = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriber: Any = None
@@ -1113,27 +1118,26 @@ class Projection:
         """Wait until every event of ``sequence`` is in the database; False on timeout."""
         if self.applied_through >= sequence:
             return True
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
         heapq.heappush(self._waiters, (sequence, next(self._waiter_ids), fut))
+        # A plain timer rather than asyncio.timeout(): every order response waits here,
+        # and the timeout context's bookkeeping cost more than the wait's other work.
+        timer = loop.call_later(timeout, _settle, fut, False)
         try:
-            async with asyncio.timeout(timeout):
-                await fut
-        except TimeoutError:
-            return False
+            return await fut
         finally:
+            timer.cancel()
             # A timed-out or cancelled waiter's entry stays in the heap until a commit
             # passes its sequence; its future is done, so waking it is a no-op.
             fut.cancel()
-        return True
 
     def _advance(self, through: int) -> None:
         """Every event of sequences <= `through` is committed: release their waiters."""
         self.applied_through = max(self.applied_through, through)
         waiters = self._waiters
         while waiters and waiters[0][0] <= self.applied_through:
-            fut = heapq.heappop(waiters)[2]
-            if not fut.done():
-                fut.set_result(None)
+            _settle(heapq.heappop(waiters)[2], True)
 
     def idle(self) -> bool:
         """Connected to the stream with nothing received left to apply."""
