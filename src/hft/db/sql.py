@@ -60,9 +60,15 @@ class _ArrayLiteral(TypeDecorator[list[Any]]):
         check = self._element.process_bind_param
         fmt = self._format
         parts = []
+        last: Any = None
+        text = "NULL"
         for item in value:
-            checked = check(item, dialect)
-            parts.append("NULL" if checked is None else fmt(checked))
+            # A batch's rows mostly share one value object (its timestamp): written once.
+            if item is not last:
+                checked = check(item, dialect)
+                text = "NULL" if checked is None else fmt(checked)
+                last = item
+            parts.append(text)
         return "{" + ",".join(parts) + "}"
 
 

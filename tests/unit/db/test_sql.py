@@ -93,6 +93,8 @@ def test_decimals_and_timestamps_are_bound_as_one_array_literal() -> None:
     assert time is not None
     assert price([Decimal("190.250"), None, Decimal("-1E+2"), 3]) == "{190.250,NULL,-100,3}"
     assert time([when]) == "{2026-01-02T01:04:05.678901+00:00}"
+    utc = "2026-01-02T01:04:05.678901+00:00"
+    assert time([None, when, when, None, when]) == f"{{NULL,{utc},{utc},NULL,{utc}}}"
     assert price([]) == "{}"
     assert price([Decimal("1E-18")]) == "{0.000000000000000001}"
     for bad in (Decimal("1.0000000000000000000"), Decimal("NaN"), Decimal("-Infinity"), 1.5):

@@ -37,17 +37,25 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    CompoundSelect,
+    Select,
     Table,
     TextualSelect,
     and_,
+    any_,
     bindparam,
     insert,
+    literal_column,
+    null,
     or_,
     select,
     text,
     tuple_,
+    union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -260,6 +268,65 @@ _LOCK_ORDERS_WITH_POSITIONS = {
     .order_by(_ORDERS.c.id)
     .with_for_update(of=_ORDERS)
     for d, ids in in_list(_ORDERS.c.id, "ids").items()
+}
+
+
+def _pg_lock_all(orders: Select[Any]) -> CompoundSelect[Any]:
+    """PostgreSQL: `_LOCK_ACCOUNTS` then `orders` (one of the order locks) in one round
+    trip: a row per account (kind "a"), then a row per order (kind "o"), each with the
+    other kind's columns NULL.
+
+    The accounts come first in the UNION ALL, which PostgreSQL runs branch after branch
+    (each a materialized CTE, evaluated as it is read): accounts are locked before any
+    order, the lock order of every writer. One statement has one snapshot, taken before
+    any wait for an account lock, but every row it returns is one it locked, and a row
+    a concurrent transaction changed and committed meanwhile comes back as that
+    transaction left it (READ COMMITTED re-reads locked rows): an amend's order and its
+    account's reservation are seen together. The positions joined to the orders are
+    not locked, but only the projection writes them, and the cursor claim (an earlier
+    statement of this transaction) already excludes every other projection.
+    """
+    accounts = _LOCK_ACCOUNTS["postgresql"].cte("locked_accounts").prefix_with("MATERIALIZED")
+    locked = orders.cte("locked_orders").prefix_with("MATERIALIZED")
+    order_columns = list(locked.c)
+    return union_all(
+        select(
+            literal_column("'a'").label("kind"),
+            accounts.c.id.label("account_row_id"),
+            accounts.c.cash,
+            accounts.c.reserved_cash,
+            *(sql_cast(null(), c.type).label(c.name) for c in order_columns),
+        ),
+        select(
+            literal_column("'o'"),
+            sql_cast(null(), accounts.c.id.type),
+            sql_cast(null(), accounts.c.cash.type),
+            sql_cast(null(), accounts.c.reserved_cash.type),
+            *order_columns,
+        ),
+    )
+
+
+_PG_LOCK = {
+    False: _pg_lock_all(
+        select(_ORDERS)
+        .where(_ORDERS.c.id == any_(bindparam("order_ids", type_=ARRAY(_ORDERS.c.id.type))))
+        .order_by(_ORDERS.c.id)
+        .with_for_update()
+    ),
+    True: _pg_lock_all(
+        select(_ORDERS, *(_POSITIONS.c[c].label(f"position_{c}") for c in _POSITION_VALUES))
+        .outerjoin(
+            _POSITIONS,
+            and_(
+                _POSITIONS.c.account_id == _ORDERS.c.account_id,
+                _POSITIONS.c.symbol == _ORDERS.c.symbol,
+            ),
+        )
+        .where(_ORDERS.c.id == any_(bindparam("order_ids", type_=ARRAY(_ORDERS.c.id.type))))
+        .order_by(_ORDERS.c.id)
+        .with_for_update(of=_ORDERS)
+    ),
 }
 _READ_ORDERS = {d: select(_ORDERS).where(ids) for d, ids in in_list(_ORDERS.c.id, "ids").items()}
 _READ_FILLS = {
@@ -653,8 +720,13 @@ class BatchApplier:
         An order's `reserved` changes only together with its account under that account's
         lock (an amend raises it before the engine sees the amend), so orders read before
         the lock could carry a reservation the account no longer matches, and
-        re-reserving from it would double-count the change.
+        re-reserving from it would double-count the change. PostgreSQL does both in one
+        statement (`_PG_LOCK`, which explains why that is still safe); SQLite, whose
+        statements cost no round trip, in two.
         """
+        if self.dialect == "postgresql":
+            self._lock_postgres(order_ids, account_ids, with_positions=with_positions)
+            return
         if account_ids:
             rows = self.conn.execute(_LOCK_ACCOUNTS[self.dialect], {"ids": sorted(account_ids)})
             self._accounts = {r.id: _Account(r.id, r.cash, r.reserved_cash) for r in rows}
@@ -671,6 +743,24 @@ class BatchApplier:
         else:
             rows = self.conn.execute(_LOCK_ORDERS[self.dialect], {"ids": sorted(order_ids)})
             self._orders = {r.id: r._asdict() for r in rows}
+        self._status_before = {oid: o["status"] for oid, o in self._orders.items()}
+
+    def _lock_postgres(
+        self, order_ids: set[int], account_ids: set[int], *, with_positions: bool
+    ) -> None:
+        """`_lock` in one round trip (`_PG_LOCK`)."""
+        rows = self.conn.execute(
+            _PG_LOCK[with_positions], {"ids": sorted(account_ids), "order_ids": sorted(order_ids)}
+        )
+        n = len(_ORDER_COLUMNS)
+        for r in rows:
+            if r[0] == "a":
+                self._accounts[r[1]] = _Account(r[1], r[2], r[3])
+                continue
+            order = dict(zip(_ORDER_COLUMNS, r[4 : 4 + n], strict=True))
+            self._orders[order["id"]] = order
+            if with_positions and r[4 + n] is not None:
+                self._positions[(order["account_id"], order["symbol"])] = Position(*r[4 + n :])
         self._status_before = {oid: o["status"] for oid, o in self._orders.items()}
 
     def _own(self, order_id: int, account_id: int) -> dict[str, Any] | None:
