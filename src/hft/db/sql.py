@@ -60,14 +60,14 @@ class _ArrayLiteral(TypeDecorator[list[Any]]):
         check = self._element.process_bind_param
         fmt = self._format
         parts = []
-        last: Any = None
-        text = "NULL"
+        # A batch's rows share few distinct values (its commands' timestamps): each is
+        # checked and written once.
+        written: dict[Any, str] = {}
         for item in value:
-            # A batch's rows mostly share one value object (its timestamp): written once.
-            if item is not last:
+            text = written.get(item)
+            if text is None:
                 checked = check(item, dialect)
-                text = "NULL" if checked is None else fmt(checked)
-                last = item
+                text = written[item] = "NULL" if checked is None else fmt(checked)
             parts.append(text)
         return "{" + ",".join(parts) + "}"
 
