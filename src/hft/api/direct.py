@@ -34,6 +34,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hft.api.deps import authenticate, get_current_user, get_session
@@ -197,7 +198,11 @@ class ExactRoutes:
 
 
 def _exception_handler(app: FastAPI, exc: Exception) -> ExceptionHandler | None:
+    """The handler Starlette's exception middleware would pick: by status code for an
+    HTTPException, else by the nearest class."""
     handlers = app.exception_handlers
+    if isinstance(exc, StarletteHTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
     for cls in type(exc).__mro__:
         if cls in handlers:
             return handlers[cls]

@@ -162,6 +162,21 @@ async def test_the_fast_path_answers_as_the_router_does(do: str) -> None:
     assert fast.status_code == expected
 
 
+async def test_a_status_code_handler_is_used_as_the_router_would() -> None:
+    seen: list[str] = []
+    app = _exact_app(seen)
+
+    async def teapot(request: Request, exc: Exception) -> Response:
+        return Response(b"by status", status_code=418)
+
+    app.add_exception_handler(409, teapot)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for path in ("/api/v1/thing", "/api/v1/routed"):
+            answer = await client.post(path, params={"do": "http-error"})
+            assert (answer.status_code, answer.content) == (418, b"by status")
+
+
 async def test_the_fast_path_labels_metrics_with_the_route_template() -> None:
     app = _exact_app([])
     labels = {"method": "POST", "route": "/api/v1/thing", "status": "201"}
