@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import PlainTextResponse
 
 from hft.api.app import create_app
-from hft.api.direct import DirectRoute
+from hft.api.direct import DirectRoute, ExactRoutes
 from hft.api.settings import Settings
 
 
@@ -61,3 +61,14 @@ async def test_every_operation_is_reached_by_its_own_route(
             sample = re.sub(r"\{[^}]+\}", "x1", path)
             resp = await client.request(method.upper(), sample)
             assert (resp.status_code, resp.text) == (200, operation_id), (method, path)
+
+
+@pytest.mark.parametrize("telemetry", [False, True])
+def test_order_entry_skips_the_router_unless_telemetry_is_on(
+    tmp_path: Path, telemetry: bool
+) -> None:
+    # The router makes OpenTelemetry's request spans: with telemetry on, order entry
+    # goes through it like every other route.
+    app = create_app(Settings(data_dir=tmp_path, opentelemetry=telemetry))
+    classes = [m.cls for m in app.user_middleware]
+    assert (ExactRoutes in classes) is (not telemetry)
