@@ -54,11 +54,14 @@ class _ArrayLiteral(TypeDecorator[list[Any]]):
     def _format(value: Any) -> str:
         raise NotImplementedError
 
+    def _text(self, item: Any, dialect: Dialect) -> str:
+        """One element, checked by the column type, as the literal writes it."""
+        checked = self._element.process_bind_param(item, dialect)
+        return "NULL" if checked is None else self._format(checked)
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        check = self._element.process_bind_param
-        fmt = self._format
         parts = []
         # A batch's rows share few distinct values (its commands' timestamps): each is
         # checked and written once.
@@ -66,8 +69,7 @@ class _ArrayLiteral(TypeDecorator[list[Any]]):
         for item in value:
             text = written.get(item)
             if text is None:
-                checked = check(item, dialect)
-                text = written[item] = "NULL" if checked is None else fmt(checked)
+                text = written[item] = self._text(item, dialect)
             parts.append(text)
         return "{" + ",".join(parts) + "}"
 
@@ -84,6 +86,8 @@ class DecimalArrayText(_ArrayLiteral):
         return format(value, "f")
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        # Distinct values are the rule here, so no memo: hashing a Decimal costs about
+        # as much as writing it.
         if value is None:
             return None
         parts = []
@@ -97,8 +101,7 @@ class DecimalArrayText(_ArrayLiteral):
                     parts.append(text)
                     continue
             # Anything else takes Numeric's checks (None, ints, and every refusal).
-            checked = self._element.process_bind_param(item, dialect)
-            parts.append("NULL" if checked is None else format(checked, "f"))
+            parts.append(self._text(item, dialect))
         return "{" + ",".join(parts) + "}"
 
 

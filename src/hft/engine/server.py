@@ -189,6 +189,13 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             raise InvalidRequestError(f"{field}: unknown symbol {symbol!r}")
         return spec.symbol_id
 
+    def _order_answer(self, res: Result, i: int, request: pb.OrderRequest) -> pb.OrderResponse:
+        """The answer to the i-th SUBMIT command of `res`, built as a message."""
+        seq, rows = res.command(i)
+        return mapping.order_response(
+            seq, res.ts, request.order_id, rows, self.svc.infos, self._info(request.symbol)
+        )
+
     def _info(self, symbol: str) -> mapping.SymbolInfo:
         spec = self.svc.by_symbol.get(symbol)
         if spec is None:
@@ -242,10 +249,7 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
         res = await self._run(context, [row], t_recv)
-        seq, rows = res.command(0)
-        return mapping.order_response(
-            seq, res.ts, request.order_id, rows, svc.infos, self._info(request.symbol)
-        )
+        return self._order_answer(res, 0, request)
 
     async def SubmitOrders(  # noqa: N802
         self, request: pb.OrderBatch, context: Any
@@ -268,15 +272,9 @@ class TradingEngineServicer(pb_grpc.TradingEngineServicer):
             raise
         if len(orders) <= MESSAGE_ANSWER_MAX:
             res = await self._run_array(context, cmds, t_recv)
-            infos = self.svc.infos
-            answers = []
-            for i, order in enumerate(orders):
-                seq, rows = res.command(i)
-                info = self._info(order.symbol)
-                answers.append(
-                    mapping.order_response(seq, res.ts, order.order_id, rows, infos, info)
-                )
-            return pb.OrderBatchResponse(responses=answers)
+            return pb.OrderBatchResponse(
+                responses=[self._order_answer(res, i, o) for i, o in enumerate(orders)]
+            )
         res = await self._run_array(context, cmds, t_recv, raw=True)
         assert res.events is not None
         # Encoded column-wise (building a message per order and event would dominate), in a

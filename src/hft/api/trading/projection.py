@@ -37,12 +37,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     Select,
     Table,
     TextualSelect,
     and_,
-    any_,
     bindparam,
     insert,
     literal_column,
@@ -55,7 +55,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -248,26 +247,34 @@ _LOCK_ACCOUNTS = {
     .with_for_update()
     for d, ids in in_list(_ACCOUNTS.c.id, "ids").items()
 }
-_LOCK_ORDERS = {
-    d: select(_ORDERS).where(ids).order_by(_ORDERS.c.id).with_for_update()
-    for d, ids in in_list(_ORDERS.c.id, "ids").items()
-}
-# With trades, each order comes with its account's position in its symbol (NULLs if
-# none yet): the positions a fill changes, in the same round trip. Only orders are locked
-# (the projection, serialized by the cursor lock, is the only writer of positions).
-_LOCK_ORDERS_WITH_POSITIONS = {
-    d: select(_ORDERS, *(_POSITIONS.c[c].label(f"position_{c}") for c in _POSITION_VALUES))
-    .outerjoin(
-        _POSITIONS,
-        and_(
-            _POSITIONS.c.account_id == _ORDERS.c.account_id,
-            _POSITIONS.c.symbol == _ORDERS.c.symbol,
-        ),
+
+
+def _lock_orders(ids: ColumnElement[bool], *, with_positions: bool) -> Select[Any]:
+    """The orders `ids` selects, locked in id order. With positions (for trades), each
+    order comes with its account's position in its symbol (NULLs if none yet): the
+    positions a fill changes, in the same round trip. Only orders are locked (the
+    projection, serialized by the cursor lock, is the only writer of positions)."""
+    if not with_positions:
+        return select(_ORDERS).where(ids).order_by(_ORDERS.c.id).with_for_update()
+    return (
+        select(_ORDERS, *(_POSITIONS.c[c].label(f"position_{c}") for c in _POSITION_VALUES))
+        .outerjoin(
+            _POSITIONS,
+            and_(
+                _POSITIONS.c.account_id == _ORDERS.c.account_id,
+                _POSITIONS.c.symbol == _ORDERS.c.symbol,
+            ),
+        )
+        .where(ids)
+        .order_by(_ORDERS.c.id)
+        .with_for_update(of=_ORDERS)
     )
-    .where(ids)
-    .order_by(_ORDERS.c.id)
-    .with_for_update(of=_ORDERS)
-    for d, ids in in_list(_ORDERS.c.id, "ids").items()
+
+
+# Keyed by with_positions, then dialect.
+_LOCK_ORDERS = {
+    w: {d: _lock_orders(ids, with_positions=w) for d, ids in in_list(_ORDERS.c.id, "ids").items()}
+    for w in (False, True)
 }
 
 
@@ -307,26 +314,12 @@ def _pg_lock_all(orders: Select[Any]) -> CompoundSelect[Any]:
     )
 
 
+# Keyed by with_positions; the orders' ids are `order_ids` (the accounts' are `ids`).
 _PG_LOCK = {
-    False: _pg_lock_all(
-        select(_ORDERS)
-        .where(_ORDERS.c.id == any_(bindparam("order_ids", type_=ARRAY(_ORDERS.c.id.type))))
-        .order_by(_ORDERS.c.id)
-        .with_for_update()
-    ),
-    True: _pg_lock_all(
-        select(_ORDERS, *(_POSITIONS.c[c].label(f"position_{c}") for c in _POSITION_VALUES))
-        .outerjoin(
-            _POSITIONS,
-            and_(
-                _POSITIONS.c.account_id == _ORDERS.c.account_id,
-                _POSITIONS.c.symbol == _ORDERS.c.symbol,
-            ),
-        )
-        .where(_ORDERS.c.id == any_(bindparam("order_ids", type_=ARRAY(_ORDERS.c.id.type))))
-        .order_by(_ORDERS.c.id)
-        .with_for_update(of=_ORDERS)
-    ),
+    w: _pg_lock_all(
+        _lock_orders(in_list(_ORDERS.c.id, "order_ids")["postgresql"], with_positions=w)
+    )
+    for w in (False, True)
 }
 _READ_ORDERS = {d: select(_ORDERS).where(ids) for d, ids in in_list(_ORDERS.c.id, "ids").items()}
 _READ_FILLS = {
@@ -730,20 +723,20 @@ class BatchApplier:
         if account_ids:
             rows = self.conn.execute(_LOCK_ACCOUNTS[self.dialect], {"ids": sorted(account_ids)})
             self._accounts = {r.id: _Account(r.id, r.cash, r.reserved_cash) for r in rows}
-        if with_positions:
-            n = len(_ORDER_COLUMNS)
-            rows = self.conn.execute(
-                _LOCK_ORDERS_WITH_POSITIONS[self.dialect], {"ids": sorted(order_ids)}
-            )
-            for r in rows:
-                order = dict(zip(_ORDER_COLUMNS, r[:n], strict=True))
-                self._orders[order["id"]] = order
-                if r[n] is not None:
-                    self._positions[(order["account_id"], order["symbol"])] = Position(*r[n:])
-        else:
-            rows = self.conn.execute(_LOCK_ORDERS[self.dialect], {"ids": sorted(order_ids)})
-            self._orders = {r.id: r._asdict() for r in rows}
+        rows = self.conn.execute(
+            _LOCK_ORDERS[with_positions][self.dialect], {"ids": sorted(order_ids)}
+        )
+        for r in rows:
+            self._keep_order(tuple(r), with_positions=with_positions)
         self._status_before = {oid: o["status"] for oid, o in self._orders.items()}
+
+    def _keep_order(self, values: tuple[Any, ...], *, with_positions: bool) -> None:
+        """An order row read by `_lock_orders` (its columns, then its position's)."""
+        n = len(_ORDER_COLUMNS)
+        order = dict(zip(_ORDER_COLUMNS, values[:n], strict=True))
+        self._orders[order["id"]] = order
+        if with_positions and values[n] is not None:
+            self._positions[(order["account_id"], order["symbol"])] = Position(*values[n:])
 
     def _lock_postgres(
         self, order_ids: set[int], account_ids: set[int], *, with_positions: bool
@@ -752,15 +745,11 @@ class BatchApplier:
         rows = self.conn.execute(
             _PG_LOCK[with_positions], {"ids": sorted(account_ids), "order_ids": sorted(order_ids)}
         )
-        n = len(_ORDER_COLUMNS)
         for r in rows:
             if r[0] == "a":
                 self._accounts[r[1]] = _Account(r[1], r[2], r[3])
-                continue
-            order = dict(zip(_ORDER_COLUMNS, r[4 : 4 + n], strict=True))
-            self._orders[order["id"]] = order
-            if with_positions and r[4 + n] is not None:
-                self._positions[(order["account_id"], order["symbol"])] = Position(*r[4 + n :])
+            else:
+                self._keep_order(tuple(r)[4:], with_positions=with_positions)
         self._status_before = {oid: o["status"] for oid, o in self._orders.items()}
 
     def _own(self, order_id: int, account_id: int) -> dict[str, Any] | None:
