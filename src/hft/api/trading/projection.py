@@ -12,12 +12,12 @@ trade tape and candles. Request handlers wait for `wait_applied(sequence)` and t
 
 A batch costs a fixed number of statements whatever its size: the cursor, then the rows
 it touches read once (accounts in id order, then orders, both locked; positions and
-candles only for trades), the events applied in memory, and the writes: on PostgreSQL
-one statement for all of them (a data-modifying CTE per table over unnested column
-arrays, since each round trip costs both processes more than its rows), on SQLite one
-executemany per table and kind of write. It uses SQLAlchemy Core, not the ORM unit of
-work: the ORM's per-row bookkeeping cost more CPU than the arithmetic. Listeners still
-get ORM objects.
+candles only for trades; on PostgreSQL one statement claims the cursor and reads them),
+the events applied in memory, and the writes: on PostgreSQL one statement for all of
+them (a data-modifying CTE per table over unnested column arrays, since each round
+trip costs both processes more than its rows), on SQLite one executemany per table and
+kind of write. It uses SQLAlchemy Core, not the ORM unit of work: the ORM's per-row
+bookkeeping cost more CPU than the arithmetic. Listeners still get ORM objects.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from sqlalchemy import (
     TextualSelect,
     and_,
     bindparam,
+    exists,
     insert,
     literal_column,
     null,
@@ -278,25 +279,86 @@ _LOCK_ORDERS = {
 }
 
 
-def _pg_lock_all(orders: Select[Any]) -> CompoundSelect[Any]:
+# Advances the cursor only if it is before the batch: one statement that both takes the
+# row lock and claims the batch in the usual case (none of the batch applied yet).
+_CLAIMABLE = and_(
+    _CURSOR.c.id == 1,
+    or_(
+        _CURSOR.c.sequence < bindparam("first_sequence"),
+        and_(
+            _CURSOR.c.sequence == bindparam("first_sequence"),
+            _CURSOR.c.idx < bindparam("first_idx"),
+        ),
+    ),
+)
+_CLAIM = (
+    update(_CURSOR)
+    .where(_CLAIMABLE)
+    .values(sequence=bindparam("last_sequence"), idx=bindparam("last_idx"))
+)
+
+
+def _pg_claim() -> Any:
+    """PostgreSQL: `_CLAIM` as a CTE that claims only if no other transaction changed the
+    cursor after this statement's snapshot was taken.
+
+    The cursor row's `xmin` (the transaction that wrote its current version) as the
+    snapshot sees it is compared with the version the UPDATE finally locks, which READ
+    COMMITTED re-reads after waiting for a concurrent writer: equal means no other
+    projection committed a batch since the snapshot, so everything the statement reads
+    unlocked (the positions joined to the orders) is current too.
+    """
+    seen = _CURSOR.alias("cursor_seen")
+    unchanged = literal_column(f"{_CURSOR.name}.xmin") == (
+        select(literal_column("cursor_seen.xmin")).where(seen.c.id == 1).scalar_subquery()
+    )
+    return (
+        update(_CURSOR)
+        .where(_CLAIMABLE, unchanged)
+        .values(
+            sequence=bindparam("last_sequence"),
+            idx=bindparam("last_idx"),
+            updated_at=bindparam("claimed_at", type_=_CURSOR.c.updated_at.type),
+        )
+        .returning(_CURSOR.c.id)
+        .cte("claimed")
+    )
+
+
+def _pg_lock_all(orders: Select[Any], *, claim: bool = False) -> CompoundSelect[Any]:
     """PostgreSQL: `_LOCK_ACCOUNTS` then `orders` (one of the order locks) in one round
     trip: a row per account (kind "a"), then a row per order (kind "o"), each with the
-    other kind's columns NULL.
+    other kind's columns NULL. With `claim`, the cursor claim (`_pg_claim`) comes first,
+    a row of kind "c" when it claimed the batch.
 
-    The accounts come first in the UNION ALL, which PostgreSQL runs branch after branch
-    (each a materialized CTE, evaluated as it is read): accounts are locked before any
-    order, the lock order of every writer. One statement has one snapshot, taken before
-    any wait for an account lock, but every row it returns is one it locked, and a row
-    a concurrent transaction changed and committed meanwhile comes back as that
-    transaction left it (READ COMMITTED re-reads locked rows): an amend's order and its
-    account's reservation are seen together. The positions joined to the orders are
-    not locked, but only the projection writes them, and the cursor claim (an earlier
-    statement of this transaction) already excludes every other projection.
+    The branches of the UNION ALL run one after the other, in order (each a
+    materialized CTE, evaluated as it is read): the cursor is locked first, then the
+    accounts, then the orders, the lock order of every writer. One statement has one
+    snapshot, taken before any wait for a lock, but every row it returns is one it
+    locked, and a row a concurrent transaction changed and committed meanwhile comes
+    back as that transaction left it (READ COMMITTED re-reads locked rows): an amend's
+    order and its account's reservation are seen together. The positions joined to the
+    orders are not locked, but only the projection writes them, and the cursor claim
+    excludes every other projection: as an earlier statement of the transaction, or in
+    this one, by claiming only if no projection committed since the snapshot.
     """
-    accounts = _LOCK_ACCOUNTS["postgresql"].cte("locked_accounts").prefix_with("MATERIALIZED")
+    accounts_locked = _LOCK_ACCOUNTS["postgresql"]
+    claimed = _pg_claim() if claim else None
+    if claimed is not None:
+        # Nothing is locked unless the cursor was: a process that lost the claim must
+        # not hold accounts while it waits for the cursor (the winner's next batch
+        # would wait for them in turn).
+        won = exists(select(claimed.c.id))
+        accounts_locked, orders = accounts_locked.where(won), orders.where(won)
+    accounts = accounts_locked.cte("locked_accounts").prefix_with("MATERIALIZED")
     locked = orders.cte("locked_orders").prefix_with("MATERIALIZED")
     order_columns = list(locked.c)
-    return union_all(
+    no_account = (
+        sql_cast(null(), accounts.c.id.type),
+        sql_cast(null(), accounts.c.cash.type),
+        sql_cast(null(), accounts.c.reserved_cash.type),
+    )
+    branches = [
         select(
             literal_column("'a'").label("kind"),
             accounts.c.id.label("account_row_id"),
@@ -304,20 +366,37 @@ def _pg_lock_all(orders: Select[Any]) -> CompoundSelect[Any]:
             accounts.c.reserved_cash,
             *(sql_cast(null(), c.type).label(c.name) for c in order_columns),
         ),
-        select(
-            literal_column("'o'"),
-            sql_cast(null(), accounts.c.id.type),
-            sql_cast(null(), accounts.c.cash.type),
-            sql_cast(null(), accounts.c.reserved_cash.type),
-            *order_columns,
-        ),
-    )
+        select(literal_column("'o'"), *no_account, *order_columns),
+    ]
+    if claimed is not None:
+        branches.insert(
+            0,
+            select(
+                literal_column("'c'").label("kind"),
+                *(
+                    c.label(n)
+                    for c, n in zip(
+                        no_account, ("account_row_id", "cash", "reserved_cash"), strict=True
+                    )
+                ),
+                *(sql_cast(null(), c.type).label(c.name) for c in order_columns),
+            ).select_from(claimed),
+        )
+    return union_all(*branches)
 
 
 # Keyed by with_positions; the orders' ids are `order_ids` (the accounts' are `ids`).
 _PG_LOCK = {
     w: _pg_lock_all(
         _lock_orders(in_list(_ORDERS.c.id, "order_ids")["postgresql"], with_positions=w)
+    )
+    for w in (False, True)
+}
+# The same, claiming the batch first (see BatchApplier._claim_and_lock).
+_PG_CLAIM_LOCK = {
+    w: _pg_lock_all(
+        _lock_orders(in_list(_ORDERS.c.id, "order_ids")["postgresql"], with_positions=w),
+        claim=True,
     )
     for w in (False, True)
 }
@@ -488,22 +567,6 @@ SELECT NULL, NULL, NULL, {names(_CANDLE_COLUMNS)} FROM candles_merged
 _PG_WRITE, _PG_ROWS = _pg_write()
 
 
-# Advances the cursor only if it is before the batch: one statement that both takes the
-# row lock and claims the batch in the usual case (none of the batch applied yet).
-_CLAIM = (
-    update(_CURSOR)
-    .where(
-        _CURSOR.c.id == 1,
-        or_(
-            _CURSOR.c.sequence < bindparam("first_sequence"),
-            and_(
-                _CURSOR.c.sequence == bindparam("first_sequence"),
-                _CURSOR.c.idx < bindparam("first_idx"),
-            ),
-        ),
-    )
-    .values(sequence=bindparam("last_sequence"), idx=bindparam("last_idx"))
-)
 _LOCK_CURSOR = select(_CURSOR.c.sequence, _CURSOR.c.idx).where(_CURSOR.c.id == 1).with_for_update()
 _SET_CURSOR = (
     update(_CURSOR)
@@ -615,9 +678,13 @@ class BatchApplier:
         self.conn = conn
         self.dialect = conn.dialect.name
         fresh = after(events, (-1, -1))
-        todo = self._claim(fresh)
+        if self.dialect == "postgresql" and fresh and self._claim_and_lock(fresh):
+            todo = fresh
+        else:
+            todo = self._claim(fresh)
+            if todo:
+                self._load(todo)
         if todo:
-            self._load(todo)
             kinds: Counter[int] = Counter()
             for ev in todo:
                 self._apply_one(ev)
@@ -693,6 +760,33 @@ class BatchApplier:
             )
         return todo
 
+    def _claim_and_lock(self, todo: list[pb.ExecutionEvent]) -> bool:
+        """PostgreSQL: `_claim` and `_load` of all of `todo` in one round trip
+        (`_PG_CLAIM_LOCK`); False, with nothing kept, when the claim failed (the cursor
+        is at or past the batch's start, missing, or another projection committed
+        while the statement ran): `_claim` then decides under the cursor lock, and
+        `_load` reads again, in a newer snapshot, what is now locked by this
+        transaction."""
+        order_ids, account_ids = _touched(todo)
+        trades = any(ev.type == _TRADE for ev in todo)
+        first, last = todo[0], todo[-1]
+        rows = self.conn.execute(
+            _PG_CLAIM_LOCK[trades],
+            {
+                "first_sequence": first.sequence,
+                "first_idx": first.index,
+                "last_sequence": last.sequence,
+                "last_idx": last.index,
+                "claimed_at": utcnow(),
+                "ids": sorted(account_ids),
+                "order_ids": sorted(order_ids),
+            },
+        ).all()
+        if not rows or rows[0][0] != "c":
+            return False
+        self._keep_locked(rows[1:], with_positions=trades)
+        return True
+
     def _load(self, events: list[pb.ExecutionEvent]) -> None:
         order_ids, account_ids = _touched(events)
         trades = any(ev.type == _TRADE for ev in events)
@@ -745,6 +839,10 @@ class BatchApplier:
         rows = self.conn.execute(
             _PG_LOCK[with_positions], {"ids": sorted(account_ids), "order_ids": sorted(order_ids)}
         )
+        self._keep_locked(rows, with_positions=with_positions)
+
+    def _keep_locked(self, rows: Any, *, with_positions: bool) -> None:
+        """The account and order rows of a `_pg_lock_all` statement."""
         for r in rows:
             if r[0] == "a":
                 self._accounts[r[1]] = _Account(r[1], r[2], r[3])
