@@ -6,15 +6,17 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from hft.api.trading import entry
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     TRADING_TEST_SETTINGS,
     engine_fixture,
     place,
     with_trading_fixture,
 )
-from hft.db.models.auth import AuditEntry
+from hft.db.models.auth import Account, AuditEntry
+from hft.db.session import create_engine
 
 D = Decimal
 
@@ -133,3 +135,67 @@ async def test_each_order_of_a_concurrent_batch_has_its_own_audit_entry(make_use
         assert entry.details["quantity"] == body["quantity"]
         assert D(entry.details["price"]) == D(body["price"])
         assert entry.details["side"] == body["side"]
+
+
+async def test_orders_another_writer_commits_while_entry_waits_count_against_limits(make_user, db):
+    # Another backend process's order entry holds the account's lock and commits open
+    # orders while this one's batch waits for that lock: the batch must count them
+    # (PostgreSQL reads the open orders in the statement that waits for the lock, whose
+    # snapshot predates that commit, and so must notice it and read them again).
+    admin, alice = await make_user(admin=True), await make_user()
+    r = await admin.put("/api/v1/risk/limits", json={"max_open_orders": 2})
+    assert r.status_code == 200, r.text
+    placed = [await place(alice, side="sell", price=f"20{i}.00") for i in range(2)]
+    for order in placed:
+        r = await alice.delete(f"/api/v1/orders/{order['id']}")
+        assert r.status_code == 200, r.text
+    account_id = int((await alice.get("/api/v1/account")).json()["account_id"])
+    other = create_engine(db.url, pool_size=1)
+    try:
+        async with other.connect() as conn:
+            await conn.begin()
+            # What that entry writes: its account's entry_version (every entry raises
+            # it), then its orders.
+            await conn.execute(
+                text("UPDATE accounts SET entry_version = entry_version + 1 WHERE id = :a"),
+                {"a": account_id},
+            )
+            await conn.execute(
+                text(
+                    "UPDATE orders SET status = 'new', leaves_lots = quantity_lots"
+                    " WHERE id IN (:x, :y)"
+                ),
+                {"x": int(placed[0]["id"]), "y": int(placed[1]["id"])},
+            )
+            sent = asyncio.create_task(place(alice, side="sell", price="202.00", expect=None))
+            await asyncio.sleep(0.5)
+            assert not sent.done()  # waiting for the account (SQLite: for the writer)
+            await conn.commit()
+        answer = await asyncio.wait_for(sent, 10)
+    finally:
+        await other.dispose()
+    assert answer.get("error", {}).get("code") == "max_open_orders", answer
+
+
+async def test_order_entry_writes_the_account_of_every_order_it_accepts(make_user, db, monkeypatch):
+    # What the test above relies on from every backend process: a sell reserves no cash,
+    # and its account's entry_version is raised anyway (so a concurrent batch notices
+    # the order).
+    alice = await make_user()
+    account_id = int((await alice.get("/api/v1/account")).json()["account_id"])
+    written: list[list[dict[str, object]]] = []
+    for name in ("_write_postgres", "_write_each"):
+        real = getattr(entry, name)
+
+        def spy(conn, accepted, reserved, real=real):
+            written.append(reserved)
+            return real(conn, accepted, reserved)
+
+        monkeypatch.setattr(entry, name, spy)
+    await place(alice, side="sell", price="201.00")
+    assert D((await alice.get("/api/v1/account")).json()["reserved_cash"]) == 0
+    assert [[row["b_id"] for row in rows] for rows in written] == [[account_id]]
+    async with db.session() as session:
+        account = await session.get(Account, account_id)
+        assert account is not None
+        assert account.entry_version == 1

@@ -20,7 +20,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    ColumnElement,
+    CompoundSelect,
     Connection,
+    Select,
     Table,
     TextClause,
     bindparam,
@@ -169,9 +173,12 @@ class OrderEntry:
         # and no per-row ORM state is built.
         results: list[tuple[EntryRequest, Written | BaseException]] = []
         accepted: list[tuple[EntryRequest, dict[str, Any]]] = []
-        accounts = lock_accounts(conn, ids)
-        exposure, positions = exposure_and_positions(conn, list(accounts))
-        changed: set[int] = set()
+        if conn.dialect.name == "postgresql":
+            accounts, exposure, positions = lock_accounts_with_exposure(conn, ids)
+        else:
+            accounts = lock_accounts(conn, ids)
+            exposure, positions = exposure_and_positions(conn, list(accounts))
+        written: set[int] = set()
         for item in batch:
             account = accounts.get(int(item.values["account_id"]))
             if account is None:
@@ -187,15 +194,16 @@ class OrderEntry:
                     results.append((item, exc))
                     continue
                 values["reserved"] = reserve
-                if reserve:
-                    account.reserved_cash += reserve
-                    changed.add(account.id)
+                account.reserved_cash += reserve
                 exp = exposure.setdefault(account.id, Exposure())
                 exp.count += 1
                 key = (values["symbol"], values["side"])
                 exp.leaves[key] = exp.leaves.get(key, 0) + values["quantity_lots"]
             accepted.append((item, values))
-        reserved = [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(changed)]
+            written.add(account.id)
+        # Every account that gets an order is written (its `entry_version` raised), its
+        # reservation changed or not: how a concurrent entry notices these orders.
+        reserved = [{"b_id": a, "b_reserved": accounts[a].reserved_cash} for a in sorted(written)]
         if conn.dialect.name == "postgresql":
             order_ids = _write_postgres(conn, accepted, reserved)
         else:
@@ -319,6 +327,43 @@ def lock_accounts(conn: Connection, account_ids: list[int]) -> dict[int, LockedA
     return {int(r[0]): LockedAccount(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
 
 
+def lock_accounts_with_exposure(
+    conn: Connection, account_ids: list[int]
+) -> tuple[dict[int, LockedAccount], dict[int, Exposure], dict[tuple[int, str], Decimal]]:
+    """PostgreSQL: `lock_accounts` and `exposure_and_positions` in one round trip when
+    that is exact (`_PG_LOCK_AND_EXPOSURE`), else in two.
+
+    The statement's snapshot is taken before it waits for the account locks, so the
+    open orders and positions it reads miss whatever a transaction holding one of those
+    locks committed meanwhile. The account rows themselves are current (READ COMMITTED
+    re-reads a locked row), and the rest only matters when it adds exposure: what the
+    projection commits (fills, cancels) leaves an account's open orders plus position
+    where they were or lower (an amend's new leaves, which it also writes, are as if
+    they came just after this batch, as they would have had this batch locked the
+    account first), and an amend raises only reservations, which are on the account
+    row. New orders are the exception, so every order-entry transaction raises its
+    accounts' `entry_version`, and each locked row's counter is compared with the
+    snapshot's: when one differs, another entry committed orders meanwhile, and the open
+    orders and positions are read again, under the locks now held.
+    """
+    exposure: dict[int, Exposure] = {}
+    positions: dict[tuple[int, str], Decimal] = {}
+    accounts: dict[int, LockedAccount] = {}
+    if not account_ids:
+        return accounts, exposure, positions
+    current = True
+    rows = conn.execute(_PG_LOCK_AND_EXPOSURE, {"ids": account_ids, "open": _OPEN})
+    for account_id, symbol, side, n, leaves, quantity, cash, reserved, enabled, seen in rows:
+        if cash is not None:
+            accounts[account_id] = LockedAccount(account_id, cash, reserved, bool(enabled))
+            current = current and bool(seen)
+        else:
+            _add_exposure(exposure, positions, account_id, symbol, side, n, leaves, quantity)
+    if not current:
+        exposure, positions = exposure_and_positions(conn, list(accounts))
+    return accounts, exposure, positions
+
+
 @dataclass
 class Exposure:
     """An account's open orders: how many, and open lots per (symbol, side)."""
@@ -339,14 +384,28 @@ def exposure_and_positions(
     rows = conn.execute(
         _EXPOSURE_AND_POSITIONS[conn.dialect.name], {"ids": account_ids, "open": _OPEN}
     )
-    for account_id, symbol, side, n, leaves, quantity in rows:
-        if side is None:
-            positions[(int(account_id), symbol)] = quantity
-            continue
-        exp = exposure.setdefault(int(account_id), Exposure())
-        exp.count += int(n)
-        exp.leaves[(symbol, side)] = int(leaves or 0)
+    for row in rows:
+        _add_exposure(exposure, positions, *row)
     return exposure, positions
+
+
+def _add_exposure(
+    exposure: dict[int, Exposure],
+    positions: dict[tuple[int, str], Decimal],
+    account_id: int,
+    symbol: str,
+    side: str | None,
+    n: int | None,
+    leaves: int | Decimal | None,
+    quantity: Decimal | None,
+) -> None:
+    """One row of `_EXPOSURE_AND_POSITIONS`: open orders (with a side) or a position."""
+    if side is None:
+        positions[(int(account_id), symbol)] = cast(Decimal, quantity)
+        return
+    exp = exposure.setdefault(int(account_id), Exposure())
+    exp.count += int(n or 0)
+    exp.leaves[(symbol, side)] = int(leaves or 0)
 
 
 # Built once, per dialect (hft.db.sql.in_list): constructing a statement costs more
@@ -361,10 +420,11 @@ _LOCK_ACCOUNTS = {
     for d, ids in in_list(_ACCOUNTS.c.id, "ids").items()
 }
 _OPEN = sorted(OPEN_STATUSES)
-# Column types come from the first SELECT, so it types the position column (Numeric:
-# Decimal on both databases) and the second one casts its placeholders to match.
-_EXPOSURE_AND_POSITIONS = {
-    d: union_all(
+
+
+def _exposure_branches(dialect: str, *extra: ColumnElement[Any]) -> tuple[Select[Any], ...]:
+    """The two SELECTs of `_EXPOSURE_AND_POSITIONS`, each ending with `extra`."""
+    return (
         select(
             _ORDERS.c.account_id,
             _ORDERS.c.symbol,
@@ -372,8 +432,12 @@ _EXPOSURE_AND_POSITIONS = {
             func.count(),
             func.sum(_ORDERS.c.leaves_lots),
             sql_cast(null(), Numeric()),
+            *extra,
         )
-        .where(ids, in_list(_ORDERS.c.status, "open")[d])
+        .where(
+            in_list(_ORDERS.c.account_id, "ids")[dialect],
+            in_list(_ORDERS.c.status, "open")[dialect],
+        )
         .group_by(_ORDERS.c.account_id, _ORDERS.c.symbol, _ORDERS.c.side),
         select(
             _POSITION_ROWS.c.account_id,
@@ -382,14 +446,68 @@ _EXPOSURE_AND_POSITIONS = {
             sql_cast(null(), BigInteger()),
             sql_cast(null(), BigInteger()),
             _POSITION_ROWS.c.quantity,
-        ).where(in_list(_POSITION_ROWS.c.account_id, "ids")[d]),
+            *extra,
+        ).where(in_list(_POSITION_ROWS.c.account_id, "ids")[dialect]),
     )
-    for d, ids in in_list(_ORDERS.c.account_id, "ids").items()
-}
+
+
+# Column types come from the first SELECT, so it types the position column (Numeric:
+# Decimal on both databases) and the second one casts its placeholders to match.
+_EXPOSURE_AND_POSITIONS = {d: union_all(*_exposure_branches(d)) for d in ("postgresql", "sqlite")}
+
+
+def _pg_lock_and_exposure() -> CompoundSelect[Any]:
+    """`_LOCK_ACCOUNTS` then `_EXPOSURE_AND_POSITIONS` as one PostgreSQL statement: a row
+    per account (its exposure columns NULL, then cash, reservation, trading switch and
+    whether the locked row is the snapshot's), then the exposure rows (those four
+    NULL). The accounts' branch runs first and locks them (a materialized CTE)."""
+    a = _ACCOUNTS
+    locked = (
+        select(
+            a.c.id,
+            a.c.cash,
+            a.c.reserved_cash,
+            a.c.trading_enabled,
+            a.c.entry_version,
+        )
+        .where(in_list(a.c.id, "ids")["postgresql"])
+        .order_by(a.c.id)
+        .with_for_update()
+        .cte("locked_accounts")
+        .prefix_with("MATERIALIZED")
+    )
+    seen = a.alias("accounts_seen")
+    current = locked.c.entry_version == (
+        select(seen.c.entry_version).where(seen.c.id == locked.c.id).scalar_subquery()
+    )
+    nothing = (
+        sql_cast(null(), a.c.cash.type),
+        sql_cast(null(), a.c.reserved_cash.type),
+        sql_cast(null(), a.c.trading_enabled.type),
+        sql_cast(null(), Boolean()),
+    )
+    return union_all(
+        select(
+            locked.c.id,
+            sql_cast(null(), _ORDERS.c.symbol.type),
+            sql_cast(null(), _ORDERS.c.side.type),
+            sql_cast(null(), BigInteger()),
+            sql_cast(null(), Numeric()),
+            sql_cast(null(), Numeric()),
+            locked.c.cash,
+            locked.c.reserved_cash,
+            locked.c.trading_enabled,
+            current.label("current"),
+        ),
+        *_exposure_branches("postgresql", *nothing),
+    )
+
+
+_PG_LOCK_AND_EXPOSURE = _pg_lock_and_exposure()
 _SET_RESERVED = (
     update(_ACCOUNTS)
     .where(_ACCOUNTS.c.id == bindparam("b_id"))
-    .values(reserved_cash=bindparam("b_reserved"))
+    .values(reserved_cash=bindparam("b_reserved"), entry_version=_ACCOUNTS.c.entry_version + 1)
 )
 _INSERT_ORDERS = insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True)
 _INSERT_AUDIT = insert(_AUDIT)
@@ -433,7 +551,8 @@ WITH orders_new AS (
     SELECT {", ".join(f"a.{c}" for c in audit_columns)}, 'order:' || numbered.id
     FROM {rows(_AUDIT, _PG_AUDIT_COLUMNS, "a")} JOIN numbered ON numbered.n = a.n
 ), reserved_changed AS (
-    UPDATE accounts SET reserved_cash = r.reserved_cash
+    UPDATE accounts
+    SET reserved_cash = r.reserved_cash, entry_version = accounts.entry_version + 1
     FROM {rows(_ACCOUNTS, _PG_RESERVED_COLUMNS, "r")}
     WHERE accounts.id = r.id
 )

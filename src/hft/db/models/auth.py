@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -62,6 +63,9 @@ class Account(Base):
     cash: Mapped[Decimal] = mapped_column(Numeric())
     reserved_cash: Mapped[Decimal] = mapped_column(Numeric(), default=Decimal(0))
     trading_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised by every order-entry transaction that writes the account: how a concurrent
+    # entry learns that orders were added after its snapshot (hft.api.trading.entry).
+    entry_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
