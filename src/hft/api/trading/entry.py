@@ -336,15 +336,16 @@ def lock_accounts_with_exposure(
     The statement's snapshot is taken before it waits for the account locks, so the
     open orders and positions it reads miss whatever a transaction holding one of those
     locks committed meanwhile. The account rows themselves are current (READ COMMITTED
-    re-reads a locked row), and the rest only matters when it adds exposure: what the
-    projection commits (fills, cancels) leaves an account's open orders plus position
-    where they were or lower (an amend's new leaves, which it also writes, are as if
-    they came just after this batch, as they would have had this batch locked the
-    account first), and an amend raises only reservations, which are on the account
-    row. New orders are the exception, so every order-entry transaction raises its
-    accounts' `entry_version`, and each locked row's counter is compared with the
-    snapshot's: when one differs, another entry committed orders meanwhile, and the open
-    orders and positions are read again, under the locks now held.
+    re-reads a locked row), and the rest only matters when it adds exposure. What the
+    projection commits (fills, cancels) can only lower what the checks bound from
+    above: position plus open buys, open sells minus position, the number of open
+    orders (an amend's new leaves, which it also writes, are as if they came just after
+    this batch, as they would have had this batch locked the account first). An amend
+    raises only reservations, which are on the account row. New orders are the
+    exception, so every order-entry transaction raises its accounts' `entry_version`,
+    and each locked row's counter is compared with the snapshot's: when one differs,
+    another entry committed orders meanwhile, and the open orders and positions are
+    read again, under the locks now held.
     """
     exposure: dict[int, Exposure] = {}
     positions: dict[tuple[int, str], Decimal] = {}
