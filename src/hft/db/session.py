@@ -21,18 +21,21 @@ the other and can never both spend the same cash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event, make_url, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -43,7 +46,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 if TYPE_CHECKING:
     from hft.db.models.auth import Account
 
+log = logging.getLogger("hft.db.session")
+T = TypeVar("T")
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a transaction ChainedTransactions began for a writer's next batch may wait for
+# it before the writer ends it: an idle writer holds no open transaction longer.
+BEGUN_IDLE_S = 1.0
 STATEMENT_CACHE_SIZE = 2048
 _BEGIN_OPTION = "hft_begin"
 
@@ -222,7 +231,126 @@ class Database:
         await self.engine.dispose()
 
 
+class ChainedTransactions:
+    """PostgreSQL write transactions of one sequential writer (a loop that commits
+    batch after batch), begun and ended by hand so that each COMMIT also begins the
+    next batch's transaction: one round trip fewer per batch.
+
+    `run(work, keep=True)` runs a batch's statements and commits them. The kept
+    connection waits, its transaction begun (no statement yet, so it holds no snapshot
+    and no lock), for the next `run`; call `end()` when the writer goes idle or stops,
+    so no transaction stays open. SQLAlchemy sees the connection in autocommit mode, so
+    it sends no BEGIN of its own and none of its resets ends a transaction begun here: a
+    connection that failed is invalidated (closed; the server rolls back).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._kept: AsyncConnection | None = None
+
+    @property
+    def kept(self) -> bool:
+        """Whether a connection waits with the next transaction begun."""
+        return self._kept is not None
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, keep: bool) -> T:
+        """`work` in a transaction, then committed (with `keep`, beginning the next).
+
+        If `work` fails on the kept connection, which the server may have closed while
+        it waited (a restart, an idle-session timeout), it runs once more on a new one:
+        nothing of it was committed."""
+        retry = self._kept is not None
+        while True:
+            conn = await self.begin()
+            try:
+                result = await work(conn)
+            except Exception:
+                await self.discard(conn)
+                if not retry:
+                    raise
+                retry = False
+                log.warning("a batch failed on a kept connection; running it on a new one")
+                continue
+            except BaseException:
+                await self.discard(conn)
+                raise
+            try:
+                await self.commit(conn, keep=keep)
+            except BaseException:
+                await self.discard(conn)
+                raise
+            return result
+
+    async def get(self, queue: asyncio.Queue[T]) -> T:
+        """The writer's next item from `queue`; the kept transaction is ended if none
+        comes within `BEGUN_IDLE_S`, so an idle writer holds no open transaction."""
+        if self._kept is None or not queue.empty():
+            return await queue.get()
+        try:
+            return await asyncio.wait_for(queue.get(), BEGUN_IDLE_S)
+        except TimeoutError:
+            await self.end()
+            return await queue.get()
+
+    async def begin(self) -> AsyncConnection:
+        """A connection in a begun transaction: the kept one, or a new one."""
+        conn, self._kept = self._kept, None
+        if conn is not None:
+            return conn
+        conn = await self.engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await _driver(conn).execute("BEGIN")
+        except BaseException:
+            await self.discard(conn)
+            raise
+        return conn
+
+    async def commit(self, conn: AsyncConnection, *, keep: bool) -> None:
+        """Commit; with `keep` (and none kept yet), begin the next transaction in the
+        same round trip and keep the connection, else return it to the pool."""
+        if keep and self._kept is None:
+            await _driver(conn).execute("COMMIT; BEGIN")
+            if self._kept is None:
+                self._kept = conn
+                return
+            await _driver(conn).execute("ROLLBACK")
+        else:
+            await _driver(conn).execute("COMMIT")
+        await conn.close()
+
+    async def discard(self, conn: AsyncConnection) -> None:
+        """Close a connection whose transaction failed or is in doubt."""
+        if conn is self._kept:
+            self._kept = None
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+    async def end(self) -> None:
+        """End the kept connection's begun transaction and return it to the pool."""
+        conn, self._kept = self._kept, None
+        if conn is None:
+            return
+        try:
+            await _driver(conn).execute("ROLLBACK")
+            await conn.close()
+        except Exception:
+            # The server may have closed it meanwhile.
+            await self.discard(conn)
+
+
+def _driver(conn: AsyncConnection) -> Any:
+    """The DB-API driver's own connection under a checked-out `conn` (asyncpg's)."""
+    sync = conn.sync_connection
+    assert sync is not None
+    return sync.connection.driver_connection
+
+
 __all__ = [
+    "BEGUN_IDLE_S",
+    "ChainedTransactions",
     "Database",
     "create_engine",
     "lock_account",

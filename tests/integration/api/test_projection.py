@@ -27,6 +27,7 @@ from hft.api.trading.testing import (  # noqa: F401 - fixtures
     with_trading_fixture,
 )
 from hft.bench import projection as bench
+from hft.db import session as db_session
 from hft.db.base import Base
 from hft.db.models.auth import Account
 from hft.db.models.trading import (
@@ -709,3 +710,55 @@ async def test_a_batch_waiting_for_another_projections_commit_reads_what_it_wrot
         await _apply_behind(db_url, projection, second, apply_first)
         got = await _dump(engine)
     assert _without_fill_ids(got) == _without_fill_ids(want)
+
+
+async def test_transactions_begun_for_the_next_batch_are_ended_when_idle(
+    app, make_user, monkeypatch
+):
+    # On PostgreSQL each commit of order entry and of the projection also begins that
+    # writer's next transaction. If the server closes such a session, the next batch
+    # fails on it and runs again on a new connection (the orders are still accepted and
+    # applied); a writer that receives nothing ends its transaction.
+    monkeypatch.setattr(db_session, "BEGUN_IDLE_S", 60.0)
+    runtime = app.state.trading
+    db = app.state.db
+    alice, bob = await make_user(), await make_user()
+    fills = 0
+
+    async def trade() -> None:
+        nonlocal fills
+        await place(alice, side="sell", quantity="1", price="190.00")
+        await place(bob, side="buy", quantity="1", price="190.00")
+        fills += 2
+        for _ in range(100):
+            if await _fills(app) == fills:
+                return
+            await asyncio.sleep(0.05)
+        assert await _fills(app) == fills
+
+    async def idle_in_transaction(end: bool = False) -> int:
+        query = (
+            "SELECT {} FROM pg_stat_activity WHERE state = 'idle in transaction' "
+            "AND datname = current_database()"
+        ).format("pg_terminate_backend(pid)" if end else "pid")
+        async with db.engine.connect() as conn:
+            return len((await conn.execute(text(query))).all())
+
+    postgres = db.engine.dialect.name == "postgresql"
+    await trade()
+    if postgres:
+        assert runtime.entry._chain.kept
+        assert runtime.projection._chain.kept
+        assert await idle_in_transaction() == 2
+        assert await idle_in_transaction(end=True) == 2
+        await trade()
+        assert runtime.entry._chain.kept
+        assert runtime.projection._chain.kept
+    monkeypatch.setattr(db_session, "BEGUN_IDLE_S", 0.2)
+    await trade()
+    await asyncio.sleep(0.6)
+    if postgres:
+        assert not runtime.entry._chain.kept
+        assert not runtime.projection._chain.kept
+        assert await idle_in_transaction() == 0
+    await trade()

@@ -38,13 +38,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hft.api.audit import audit_values
 from hft.api.trading import metrics
 from hft.db.base import Numeric, utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
-from hft.db.session import write_transaction
+from hft.db.session import ChainedTransactions, write_transaction
 from hft.db.sql import UnnestRows, in_list
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
@@ -89,6 +90,8 @@ class OrderEntry:
         self.rt = runtime
         self._queue: asyncio.Queue[EntryRequest] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # PostgreSQL: each commit of the loop also begins the next batch's transaction.
+        self._chain = None if runtime.db.is_sqlite else ChainedTransactions(runtime.db.engine)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="order-entry")
@@ -98,6 +101,8 @@ class OrderEntry:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._chain is not None:
+            await self._chain.end()
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if not item.future.done():
@@ -112,9 +117,14 @@ class OrderEntry:
             self._queue.put_nowait(item)
         return await item.future
 
+    async def _next(self) -> EntryRequest:
+        if self._chain is None:
+            return await self._queue.get()
+        return await self._chain.get(self._queue)
+
     async def _loop(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            batch = [await self._next()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             batch = [b for b in batch if not b.future.done()]
@@ -142,15 +152,28 @@ class OrderEntry:
     async def _write(self, batch: list[EntryRequest]) -> None:
         rt = self.rt
         ids = sorted({int(i.values["account_id"]) for i in batch})
-        async with rt.db.session() as session, write_transaction(session):
-            # Limits are cached (and may be that stale anyway); reading a missing one
-            # is the batch's only await before the synchronous part.
-            limits = {
-                a: await rt.limits_for(session, a)
-                for a in sorted({int(i.values["account_id"]) for i in batch if i.check_risk})
-            }
-            conn = await session.connection()
-            results = await conn.run_sync(self._write_sync, batch, ids, limits)
+        checked = sorted({int(i.values["account_id"]) for i in batch if i.check_risk})
+        if self._chain is not None:
+            # Limits are cached (and may be that stale anyway): a missing one is read
+            # before the transaction.
+            async with rt.db.session() as session:
+                limits = {a: await rt.limits_for(session, a) for a in checked}
+
+            async def work(
+                conn: AsyncConnection,
+            ) -> list[tuple[EntryRequest, Written | BaseException]]:
+                return await conn.run_sync(self._write_sync, batch, ids, limits)
+
+            # The loop's commits begin the next batch's transaction (`_next` ends it
+            # when none comes).
+            results = await self._chain.run(work, keep=asyncio.current_task() is self._task)
+        else:
+            async with rt.db.session() as session, write_transaction(session):
+                # Read in the write transaction: SQLite's is exclusive, and reading a
+                # missing limit is the batch's only await before the synchronous part.
+                limits = {a: await rt.limits_for(session, a) for a in checked}
+                conn = await session.connection()
+                results = await conn.run_sync(self._write_sync, batch, ids, limits)
         metrics.BATCH_SIZE.labels("entry").observe(len(batch))
         for item, result in results:
             if item.future.done():

@@ -59,7 +59,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, configure_mappers
 from sqlalchemy.sql import Executable
 
@@ -75,7 +75,7 @@ from hft.db.models.trading import (
     PositionRow,
     TradeRow,
 )
-from hft.db.session import write_transaction
+from hft.db.session import ChainedTransactions, write_transaction
 from hft.db.sql import UnnestRows, in_list
 from hft.engine.pb import engine_pb2 as pb
 from hft.services.candles import INTERVALS, bucket_start
@@ -1200,6 +1200,8 @@ class Projection:
         self.lag_samples: list[float] = []
         self._busy = False
         self.record_lag = False
+        self._engine: AsyncEngine | None = None
+        self._chain: ChainedTransactions | None = None  # PostgreSQL
 
     async def start(self) -> None:
         async with self._sessionmaker() as session, session.begin():
@@ -1222,6 +1224,8 @@ class Projection:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._chain is not None:
+            await self._chain.end()
 
     async def _read(self) -> None:
         while True:
@@ -1244,7 +1248,7 @@ class Projection:
 
     async def _apply_loop(self) -> None:
         while True:
-            batch = list(await self._queue.get())
+            batch = list(await self._next())
             self._busy = True
             while len(batch) < self.batch and not self._queue.empty():
                 batch.extend(self._queue.get_nowait())
@@ -1282,14 +1286,36 @@ class Projection:
                         log.exception("projection listener failed")
 
     async def _apply(self, batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
-        async with self._sessionmaker() as session, write_transaction(session):
-            applier = BatchApplier(self.fees, observe=self.observe)
-            conn = await session.connection()
-            applied = await conn.run_sync(applier.apply, batch)
+        applier = BatchApplier(self.fees, observe=self.observe)
+        if self._engine is None:
+            async with self._sessionmaker() as session:
+                self._engine = cast(AsyncEngine, session.bind)
+                if self._engine.dialect.name == "postgresql":
+                    self._chain = ChainedTransactions(self._engine)
+        if self._chain is not None:
+
+            async def work(conn: AsyncConnection) -> int:
+                nonlocal applier
+                applier = BatchApplier(self.fees, observe=self.observe)
+                return await conn.run_sync(applier.apply, batch)
+
+            # While the applying loop runs, each commit begins the next batch's
+            # transaction (`_next` ends it when none comes); batches handed over
+            # directly (tests, benchmarks) keep none.
+            applied = await self._chain.run(work, keep=bool(self._tasks))
+        else:
+            async with self._sessionmaker() as session, write_transaction(session):
+                conn = await session.connection()
+                applied = await conn.run_sync(applier.apply, batch)
         out = applier.out
         # Nothing applied here, but what another process applied was read back.
         observed = out.observed or out.fills or out.accounts or out.candles
         return out if applied or observed else None
+
+    async def _next(self) -> list[pb.ExecutionEvent]:
+        if self._chain is None:
+            return await self._queue.get()
+        return await self._chain.get(self._queue)
 
     async def wait_applied(self, sequence: int, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until every event of ``sequence`` is in the database; False on timeout."""
