@@ -7,11 +7,13 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 import hft.db.session as session_module
 from hft.db.migrate import upgrade
 from hft.db.models.auth import Account, User
-from hft.db.session import Database, lock_account, write_transaction
+from hft.db.session import ChainedTransactions, Database, lock_account, write_transaction
 from hft.db.users import UsernameTakenError, create_user
 
 
@@ -167,4 +169,105 @@ async def test_busy_connections_are_not_pinged(
         assert await _backend_pid(db) == first
         assert len(pings) == 1
     finally:
+        await db.dispose()
+
+
+async def _idle_in_transaction(db: Database) -> int:
+    async with db.session() as session:
+        rows = await session.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                "AND datname = current_database()"
+            )
+        )
+        return len(rows.all())
+
+
+async def _count(db: Database) -> int:
+    async with db.session() as session:
+        return int((await session.execute(text("SELECT count(*) FROM chained"))).scalar_one())
+
+
+async def test_chained_transactions_commit_each_batch_and_begin_the_next(
+    postgres_db_url: str,
+) -> None:
+    db = Database(postgres_db_url, pool_size=2)
+    chain = ChainedTransactions(db.engine)
+    pids: list[int] = []
+
+    async def insert(conn: AsyncConnection) -> None:
+        await conn.execute(text("INSERT INTO chained VALUES (1)"))
+        pids.append(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE chained (n int)"))
+        await chain.run(insert, keep=True)
+        # Committed (seen from another connection), and the next transaction is begun.
+        assert await _count(db) == 1
+        assert chain.kept
+        assert await _idle_in_transaction(db) == 1
+        await chain.run(insert, keep=True)
+        assert pids[0] == pids[1]  # the same connection, no BEGIN of its own
+        assert await _count(db) == 2
+        await chain.end()
+        assert not chain.kept
+        assert await _idle_in_transaction(db) == 0
+
+        # A failed batch commits nothing and leaves no transaction open in the pool.
+        async def fail(conn: AsyncConnection) -> None:
+            await insert(conn)
+            raise RuntimeError("half way")
+
+        with pytest.raises(RuntimeError, match="half way"):
+            await chain.run(fail, keep=True)
+        assert await _count(db) == 2
+        assert not chain.kept
+        assert await _idle_in_transaction(db) == 0
+    finally:
+        await chain.end()
+        await db.dispose()
+
+
+async def test_a_batch_failing_on_the_kept_connection_runs_again_on_a_new_one(
+    postgres_db_url: str,
+) -> None:
+    """The server may close the kept connection while it waits (a restart, an idle
+    session timeout): the batch runs again on a new connection, once; a batch that
+    fails on a new connection is not retried."""
+    db = Database(postgres_db_url, pool_size=2)
+    chain = ChainedTransactions(db.engine)
+    runs = 0
+
+    async def insert(conn: AsyncConnection) -> None:
+        nonlocal runs
+        runs += 1
+        await conn.execute(text("INSERT INTO chained VALUES (1)"))
+
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE chained (n int)"))
+        await chain.run(insert, keep=True)
+        async with db.session() as session:
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = "
+                    "'idle in transaction' AND datname = current_database()"
+                )
+            )
+        await chain.run(insert, keep=True)
+        assert runs == 3
+        assert await _count(db) == 2
+        await chain.end()
+
+        async def broken(conn: AsyncConnection) -> None:
+            nonlocal runs
+            runs += 1
+            await conn.execute(text("INSERT INTO missing VALUES (1)"))
+
+        with pytest.raises(DBAPIError):
+            await chain.run(broken, keep=True)
+        assert runs == 4
+    finally:
+        await chain.end()
         await db.dispose()
