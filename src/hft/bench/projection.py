@@ -204,6 +204,7 @@ def _sized(
         "price_ticks": price,
         "quantity": inst.quantity(qty),
         "quantity_lots": qty,
+        "leaves_lots": qty,  # as order entry writes it: all of it open until the engine says
         "reserved": reservation(side_name, price, qty, inst, FEES.taker_bps, FEES.places),
     }
 

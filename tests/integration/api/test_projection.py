@@ -42,6 +42,7 @@ from hft.db.models.trading import (
 from hft.db.session import create_engine, make_sessionmaker, write_transaction
 from hft.engine.client import EngineClient, ExecutionSubscriber, order_request
 from hft.engine.pb import engine_pb2 as pb
+from hft.services.orders import OPEN_STATUSES
 from hft.services.risk import reservation
 
 D = Decimal
@@ -762,3 +763,63 @@ async def test_transactions_begun_for_the_next_batch_are_ended_when_idle(
         assert not runtime.projection._chain.kept
         assert await idle_in_transaction() == 0
     await trade()
+
+
+async def _risk_view(
+    engine: AsyncEngine, stream: bench.Stream
+) -> dict[int, tuple[Decimal, int, dict[str, tuple[Decimal, Decimal]]]]:
+    """Per account: buying power (cash - reserved), open orders, and per symbol what the
+    pre-trade checks bound from above: position + open buys, open sells - position."""
+    out: dict[int, tuple[Decimal, int, dict[str, tuple[Decimal, Decimal]]]] = {}
+    async with make_sessionmaker(engine)() as s:
+        accounts = (await s.execute(select(Account))).scalars().all()
+        orders = (
+            (await s.execute(select(OrderRow).where(OrderRow.status.in_(OPEN_STATUSES))))
+            .scalars()
+            .all()
+        )
+        positions = (await s.execute(select(PositionRow))).scalars().all()
+    for account in accounts:
+        bounds: dict[str, tuple[Decimal, Decimal]] = {}
+        for symbol, inst in stream.instruments.items():
+            held = sum(
+                (p.quantity for p in positions if (p.account_id, p.symbol) == (account.id, symbol)),
+                D(0),
+            )
+            leaves = {
+                side: inst.quantity(
+                    sum(
+                        o.leaves_lots
+                        for o in orders
+                        if (o.account_id, o.symbol, o.side) == (account.id, symbol, side)
+                    )
+                )
+                for side in ("buy", "sell")
+            }
+            bounds[symbol] = (held + leaves["buy"], leaves["sell"] - held)
+        count = sum(1 for o in orders if o.account_id == account.id)
+        out[account.id] = (account.cash - account.reserved_cash, count, bounds)
+    return out
+
+
+async def test_applying_executions_never_lowers_buying_power_or_raises_exposure(db_url):
+    # Fills release at least what they cost (a buy reserves its limit or collar price and
+    # the taker fee), cancels and rejections release, amends here only move buys down and
+    # shrink: so no command's events may lower an account's buying power or raise what
+    # the pre-trade checks bound. Order entry relies on it when it checks orders against
+    # open orders and positions read before a concurrent projection commit.
+    stream = bench.make_stream(250, seed=21)
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        before = await _risk_view(engine, stream)
+        for command in stream.commands:
+            assert await projection._apply(command) is not None
+            after = await _risk_view(engine, stream)
+            for account, (power, count, bounds) in after.items():
+                was_power, was_count, was_bounds = before[account]
+                assert power >= was_power, (account, command)
+                assert count <= was_count, (account, command)
+                for symbol, (long_bound, short_bound) in bounds.items():
+                    assert long_bound <= was_bounds[symbol][0], (account, symbol, command)
+                    assert short_bound <= was_bounds[symbol][1], (account, symbol, command)
+            before = after
