@@ -261,23 +261,23 @@ class ChainedTransactions:
         nothing of it was committed."""
         retry = self._kept is not None
         while True:
-            conn = await self.begin()
+            conn = await self._begin()
             try:
                 result = await work(conn)
             except Exception:
-                await self.discard(conn)
+                await self._discard(conn)
                 if not retry:
                     raise
                 retry = False
                 log.warning("a batch failed on a kept connection; running it on a new one")
                 continue
             except BaseException:
-                await self.discard(conn)
+                await self._discard(conn)
                 raise
             try:
-                await self.commit(conn, keep=keep)
+                await self._commit(conn, keep=keep)
             except BaseException:
-                await self.discard(conn)
+                await self._discard(conn)
                 raise
             return result
 
@@ -292,7 +292,7 @@ class ChainedTransactions:
             await self.end()
             return await queue.get()
 
-    async def begin(self) -> AsyncConnection:
+    async def _begin(self) -> AsyncConnection:
         """A connection in a begun transaction: the kept one, or a new one."""
         conn, self._kept = self._kept, None
         if conn is not None:
@@ -302,11 +302,11 @@ class ChainedTransactions:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await _driver(conn).execute("BEGIN")
         except BaseException:
-            await self.discard(conn)
+            await self._discard(conn)
             raise
         return conn
 
-    async def commit(self, conn: AsyncConnection, *, keep: bool) -> None:
+    async def _commit(self, conn: AsyncConnection, *, keep: bool) -> None:
         """Commit; with `keep` (and none kept yet), begin the next transaction in the
         same round trip and keep the connection, else return it to the pool."""
         if keep and self._kept is None:
@@ -319,7 +319,7 @@ class ChainedTransactions:
             await _driver(conn).execute("COMMIT")
         await conn.close()
 
-    async def discard(self, conn: AsyncConnection) -> None:
+    async def _discard(self, conn: AsyncConnection) -> None:
         """Close a connection whose transaction failed or is in doubt."""
         if conn is self._kept:
             self._kept = None
@@ -338,7 +338,7 @@ class ChainedTransactions:
             await conn.close()
         except Exception:
             # The server may have closed it meanwhile.
-            await self.discard(conn)
+            await self._discard(conn)
 
 
 def _driver(conn: AsyncConnection) -> Any:

@@ -358,30 +358,21 @@ def _pg_lock_all(orders: Select[Any], *, claim: bool = False) -> CompoundSelect[
         sql_cast(null(), accounts.c.cash.type),
         sql_cast(null(), accounts.c.reserved_cash.type),
     )
+    no_order = tuple(sql_cast(null(), c.type).label(c.name) for c in order_columns)
     branches = [
         select(
             literal_column("'a'").label("kind"),
             accounts.c.id.label("account_row_id"),
             accounts.c.cash,
             accounts.c.reserved_cash,
-            *(sql_cast(null(), c.type).label(c.name) for c in order_columns),
+            *no_order,
         ),
         select(literal_column("'o'"), *no_account, *order_columns),
     ]
     if claimed is not None:
-        branches.insert(
-            0,
-            select(
-                literal_column("'c'").label("kind"),
-                *(
-                    c.label(n)
-                    for c, n in zip(
-                        no_account, ("account_row_id", "cash", "reserved_cash"), strict=True
-                    )
-                ),
-                *(sql_cast(null(), c.type).label(c.name) for c in order_columns),
-            ).select_from(claimed),
-        )
+        # Rows are read by position, so this first branch needs no column names.
+        claim_row = select(literal_column("'c'"), *no_account, *no_order)
+        branches.insert(0, claim_row.select_from(claimed))
     return union_all(*branches)
 
 
@@ -1200,8 +1191,10 @@ class Projection:
         self.lag_samples: list[float] = []
         self._busy = False
         self.record_lag = False
+        # Known at the first batch (the sessions' engine): on PostgreSQL each commit of
+        # the applying loop also begins the next batch's transaction.
         self._engine: AsyncEngine | None = None
-        self._chain: ChainedTransactions | None = None  # PostgreSQL
+        self._chain: ChainedTransactions | None = None
 
     async def start(self) -> None:
         async with self._sessionmaker() as session, session.begin():
@@ -1290,8 +1283,8 @@ class Projection:
         if self._engine is None:
             async with self._sessionmaker() as session:
                 self._engine = cast(AsyncEngine, session.bind)
-                if self._engine.dialect.name == "postgresql":
-                    self._chain = ChainedTransactions(self._engine)
+            if self._engine.dialect.name == "postgresql":
+                self._chain = ChainedTransactions(self._engine)
         if self._chain is not None:
 
             async def work(conn: AsyncConnection) -> int:
@@ -1299,10 +1292,10 @@ class Projection:
                 applier = BatchApplier(self.fees, observe=self.observe)
                 return await conn.run_sync(applier.apply, batch)
 
-            # While the applying loop runs, each commit begins the next batch's
-            # transaction (`_next` ends it when none comes); batches handed over
-            # directly (tests, benchmarks) keep none.
-            applied = await self._chain.run(work, keep=bool(self._tasks))
+            # The applying loop's commits begin the next batch's transaction (`_next`
+            # ends it when none comes); batches handed over directly (tests,
+            # benchmarks) keep none.
+            applied = await self._chain.run(work, keep=asyncio.current_task() in self._tasks)
         else:
             async with self._sessionmaker() as session, write_transaction(session):
                 conn = await session.connection()
