@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -264,7 +265,70 @@ def _flow(port: int, tokens: list[str | None], n: int, offset: int) -> list[byte
     return out
 
 
-async def _drive(port: int, tokens: list[str | None], clients: int, total: int) -> dict[str, Any]:
+class _Cpu:
+    """User + system CPU seconds of named groups of processes, for CPU per order.
+
+    `server`: the serving process and its children (uvicorn workers); `engine`: the
+    engine process; `database`: every PostgreSQL server process on the machine (the
+    benchmark's database is the only busy one), when asked for; `load`: this process,
+    the load generator.
+    """
+
+    def __init__(self, server: int, engine: int | None = None, *, database: bool = False) -> None:
+        self.server, self.engine, self.database = server, engine, database
+
+    @staticmethod
+    def _seconds(procs: list[Any]) -> float:
+        import psutil
+
+        total = 0.0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def sample(self) -> dict[str, float]:
+        import psutil
+
+        server = psutil.Process(self.server)
+        out = {
+            "server": self._seconds([server, *server.children(recursive=True)]),
+            "load": time.process_time(),
+        }
+        if self.engine is not None:
+            out["engine"] = self._seconds([psutil.Process(self.engine)])
+        if self.database:
+            out["database"] = self._seconds(
+                [
+                    p
+                    for p in psutil.process_iter(["name"])
+                    if (p.info["name"] or "").startswith("postgres")
+                ]
+            )
+        return out
+
+
+def _cpu_columns(
+    before: dict[str, float], after: dict[str, float], requests: int, elapsed: float
+) -> dict[str, float]:
+    """CPU ms per request of each process group, and the cores the server used."""
+    out = {
+        f"{name}_cpu_ms": round((after[name] - before[name]) * 1000 / max(1, requests), 3)
+        for name in ("server", "engine", "database", "load")
+        if name in before
+    }
+    out["server_cores"] = round((after["server"] - before["server"]) / elapsed, 2)
+    return out
+
+
+async def _drive(
+    port: int,
+    tokens: list[str | None],
+    clients: int,
+    total: int,
+    cpu: _Cpu | None = None,
+) -> dict[str, Any]:
     conns = [await _Conn.open(port) for _ in range(clients)]
     per = max(1, total // clients)
     # warm-up: a few requests per connection, not measured
@@ -273,9 +337,15 @@ async def _drive(port: int, tokens: list[str | None], clients: int, total: int) 
     hist = LatencyHistogram()
     plans = [_flow(port, tokens, per, c * per) for c in range(clients)]
     statuses: dict[int, int] = {}
+    cpu_before = cpu.sample() if cpu is not None else None
     t0 = time.perf_counter()
     await asyncio.gather(*(_run(conns[c], plans[c], hist, statuses) for c in range(clients)))
     elapsed = time.perf_counter() - t0
+    cpu_columns = (
+        _cpu_columns(cpu_before, cpu.sample(), hist.count, elapsed)
+        if cpu is not None and cpu_before is not None
+        else {}
+    )
     for c in conns:
         c.close()
     return {
@@ -286,6 +356,7 @@ async def _drive(port: int, tokens: list[str | None], clients: int, total: int) 
         "p99_ms": round(hist.percentile(99) / 1e6, 2),
         "max_ms": round(hist.max / 1e6, 2),
         "non_2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
+        **cpu_columns,
     }
 
 
@@ -382,10 +453,12 @@ def _bench_backend(
     try:
         api.wait_http(base + "/health")
         tokens = _register(base, users)
+        assert engine.proc is not None
+        cpu = _Cpu(api.proc.pid, engine.proc.pid, database=db_url.startswith("postgresql"))
         for clients in levels:
             n = requests if clients > 1 else max(200, requests // 3)
             before = httpx.get(base + "/metrics").text
-            row = asyncio.run(_drive(port, tokens, clients, n))
+            row = asyncio.run(_drive(port, tokens, clients, n, cpu))
             after = httpx.get(base + "/metrics").text
             rows.append(
                 {
@@ -411,7 +484,7 @@ def _bench_bare(tmp: Path, levels: list[int], requests: int) -> list[dict[str, A
         proc.wait_http(f"http://127.0.0.1:{port}/docs")
         for clients in levels:
             n = requests if clients > 1 else max(200, requests // 3)
-            row = asyncio.run(_drive(port, [None], clients, n))
+            row = asyncio.run(_drive(port, [None], clients, n, _Cpu(proc.proc.pid)))
             rows.append(
                 {"server": "bare FastAPI, same validation", **row, "projection_lag_p99_ms": None}
             )
@@ -478,6 +551,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pg.close_sync()
         else:
             notes.append("PostgreSQL skipped: no --api-postgres-url / HFT_TEST_POSTGRES_URL")
+    bare = {
+        r["clients"]: r["server_cpu_ms"]
+        for r in rows
+        if r["server"].startswith("bare") and r.get("server_cpu_ms")
+    }
+    for r in rows:
+        if not r["server"].startswith("bare") and r["clients"] in bare and "server_cpu_ms" in r:
+            r["server_cpu_vs_bare"] = round(r["server_cpu_ms"] / bare[r["clients"]], 1)
+    notes.append(
+        "server_cpu_ms, engine_cpu_ms, database_cpu_ms, load_cpu_ms: user + system CPU time "
+        "per request during the measured requests of the serving process (with its "
+        "workers), the engine, every PostgreSQL server process, and the load generator. "
+        "server_cores: the serving process's CPU time over the wall time (one worker is one "
+        "Python interpreter: it cannot go much past 1). server_cpu_vs_bare: the backend's "
+        "CPU per order over the bare endpoint's per request at the same concurrency, in "
+        "this run: the cost of everything past validation, in units that depend far less "
+        "on how fast the machine is at the moment than orders/s do."
+    )
     notes.append(
         "One API worker unless the row says otherwise; engine, backend, database and load "
         "generator share the machine "
