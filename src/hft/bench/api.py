@@ -493,6 +493,48 @@ def _bench_bare(tmp: Path, levels: list[int], requests: int) -> list[dict[str, A
     return rows
 
 
+# Column order of the report (its table takes the columns in the order rows first name
+# them): the load and the latency, then where the CPU went.
+_COLUMNS = (
+    "server",
+    "clients",
+    "requests",
+    "orders_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "non_2xx",
+    "projection_lag_p99_ms",
+    "server_cores",
+    "server_cpu_ms",
+    "server_cpu_vs_bare",
+    "engine_cpu_ms",
+    "database_cpu_ms",
+    "load_cpu_ms",
+)
+
+
+def _ordered(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column of `_COLUMNS` (None where it has none), in that order."""
+    return {c: row.get(c) for c in _COLUMNS} | {k: v for k, v in row.items() if k not in _COLUMNS}
+
+
+def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows in report order (`_ordered`), each backend row with its CPU per order
+    over the bare endpoint's per request at the same concurrency."""
+    rows = [_ordered(r) for r in rows]
+    bare = {
+        r["clients"]: r["server_cpu_ms"]
+        for r in rows
+        if r["server"].startswith("bare") and r["server_cpu_ms"]
+    }
+    for r in rows:
+        cpu = r["server_cpu_ms"]
+        if not r["server"].startswith("bare") and r["clients"] in bare and cpu is not None:
+            r["server_cpu_vs_bare"] = round(cpu / bare[r["clients"]], 1)
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the backend (SQLite, PostgreSQL when configured) and the bare endpoint."""
     levels = [int(x) for x in str(args.api_concurrency).split(",") if x.strip()]
@@ -551,14 +593,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pg.close_sync()
         else:
             notes.append("PostgreSQL skipped: no --api-postgres-url / HFT_TEST_POSTGRES_URL")
-    bare = {
-        r["clients"]: r["server_cpu_ms"]
-        for r in rows
-        if r["server"].startswith("bare") and r.get("server_cpu_ms")
-    }
-    for r in rows:
-        if not r["server"].startswith("bare") and r["clients"] in bare and "server_cpu_ms" in r:
-            r["server_cpu_vs_bare"] = round(r["server_cpu_ms"] / bare[r["clients"]], 1)
+    rows = _finished(rows)
     notes.append(
         "server_cpu_ms, engine_cpu_ms, database_cpu_ms, load_cpu_ms: user + system CPU time "
         "per request during the measured requests of the serving process (with its "

@@ -40,3 +40,17 @@ def test_the_server_figure_includes_its_worker_processes() -> None:
         child.wait()
     # The load generator is this process alone: the child's time is not in it.
     assert cpu.sample()["load"] - before["load"] < 0.25
+
+
+def test_rows_come_in_report_order_with_cpu_relative_to_the_bare_endpoint() -> None:
+    rows = api._finished(
+        [
+            {"server": "bare FastAPI, same validation", "clients": 32, "server_cpu_ms": 0.2},
+            {"server": "backend (SQLite)", "clients": 32, "server_cpu_ms": 1.1, "p99_ms": 9.0},
+            {"server": "backend (SQLite)", "clients": 1, "server_cpu_ms": 3.0},
+        ]
+    )
+    assert [list(r) for r in rows] == [list(api._COLUMNS)] * 3
+    assert [r["server_cpu_vs_bare"] for r in rows] == [None, 5.5, None]
+    assert rows[1]["p99_ms"] == 9.0
+    assert rows[0]["database_cpu_ms"] is None
