@@ -27,6 +27,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="also run the PostgreSQL backend with this many workers at the highest "
         "concurrency (0 or 1: skip)",
+    )
+    g.add_argument(
+        "--api-baseline",
+        metavar="REV",
+        help="instead: compare the working tree with git revision REV (same C++ core), "
+        "both backends up at once, the load alternating between them in bursts of "
+        "--api-requests orders at the highest --api-concurrency; on PostgreSQL when a "
+        "server is given, else on SQLite",
+    )
+    g.add_argument(
+        "--api-rounds",
+        type=int,
+        default=8,
+        help="bursts per backend in a --api-baseline comparison",
     )
 
 
@@ -411,20 +426,16 @@ def _lag_p99_ms(before: str, after: str) -> float | None:
     return None
 
 
-def _bench_backend(
+def _start_backend(
     tmp: Path,
     label: str,
     db_url: str,
     engine: EngineProcess,
-    levels: list[int],
-    requests: int,
     workers: int = 1,
-    users: int = 2,
-) -> list[dict[str, Any]]:
+    env: dict[str, str] | None = None,
+) -> tuple[_Proc, int]:
+    """`hft api` on a free port in front of `engine` (not waited for)."""
     port = _free_port()
-    if workers > 1:
-        label = f"{label}, {workers} workers"
-    base = f"http://127.0.0.1:{port}"
     api = _Proc(
         [
             sys.executable,
@@ -446,9 +457,26 @@ def _bench_backend(
             "--workers",
             str(workers),
         ],
-        _env(),
+        env or _env(),
         tmp / f"api-{label}.log",
     )
+    return api, port
+
+
+def _bench_backend(
+    tmp: Path,
+    label: str,
+    db_url: str,
+    engine: EngineProcess,
+    levels: list[int],
+    requests: int,
+    workers: int = 1,
+    users: int = 2,
+) -> list[dict[str, Any]]:
+    if workers > 1:
+        label = f"{label}, {workers} workers"
+    api, port = _start_backend(tmp, label, db_url, engine, workers)
+    base = f"http://127.0.0.1:{port}"
     rows = []
     try:
         api.wait_http(base + "/health")
@@ -535,8 +563,141 @@ def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _compared(
+    bursts: dict[str, list[dict[str, Any]]], labels: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """One row per side of a comparison (medians over its bursts) and the per-round
+    ratios of the working tree's orders/s to the baseline's. Round i pairs burst i of
+    each side, run one right after the other."""
+    ratios = [
+        round(w["orders_per_s"] / b["orders_per_s"], 3)
+        for b, w in zip(bursts["baseline"], bursts["working"], strict=True)
+        if b["orders_per_s"]
+    ]
+    rows = []
+    for side in ("baseline", "working"):
+        runs = bursts[side]
+
+        def median(key: str, runs: list[dict[str, Any]] = runs) -> Any:
+            values = [r[key] for r in runs if r.get(key) is not None]
+            return statistics.median(values) if values else None
+
+        row = {
+            "server": labels[side],
+            "clients": runs[0]["clients"],
+            "requests": sum(r["requests"] for r in runs),
+            "orders_per_s": median("orders_per_s"),
+            "p50_ms": median("p50_ms"),
+            "p99_ms": median("p99_ms"),
+            "max_ms": max(r["max_ms"] for r in runs),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+            "server_cores": median("server_cores"),
+            "server_cpu_ms": median("server_cpu_ms"),
+            "engine_cpu_ms": median("engine_cpu_ms"),
+            "database_cpu_ms": median("database_cpu_ms"),
+            "load_cpu_ms": median("load_cpu_ms"),
+        }
+        rows.append(row)
+    if ratios:
+        rows[1]["vs_baseline"] = statistics.median(ratios)
+    return rows, ratios
+
+
+def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    """The working tree against `--api-baseline`: both backends up at once, each with its
+    own engine and database, the load alternating between them in bursts (ABBA), so a
+    machine whose speed drifts slows both alike."""
+    from hft.bench._baseline import BaselineTree
+
+    clients = max(int(x) for x in str(args.api_concurrency).split(",") if x.strip())
+    rounds = max(1, args.api_rounds)
+    database = "PostgreSQL" if args.api_postgres_url else "SQLite"
+    t0 = time.perf_counter()
+    with BaselineTree(args.api_baseline) as tree, tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        labels = {
+            "baseline": f"backend ({database}, {args.api_baseline} = {tree.commit[:10]})",
+            "working": f"backend ({database}, working tree)",
+        }
+        envs = {"baseline": tree.env(_env()), "working": _env()}
+        if args.api_postgres_url:
+            from hft.db.testing import TemporaryPostgres
+
+            pg = TemporaryPostgres(args.api_postgres_url, prefix="hft_bench_compare")
+            try:
+                urls = {side: asyncio.run(pg.create()) for side in envs}
+                bursts = _alternate(tmp, urls, envs, args, clients, rounds)
+            finally:
+                pg.close_sync()
+        else:
+            urls = {side: f"sqlite+aiosqlite:///{tmp / f'{side}.db'}" for side in envs}
+            bursts = _alternate(tmp, urls, envs, args, clients, rounds)
+        commit = tree.commit
+    rows, ratios = _compared(bursts, labels)
+    return {
+        "title": f"{TITLE}: working tree against {args.api_baseline}",
+        "core": default_core(),
+        "cpus": os.cpu_count(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+        "round_ratios": ratios,
+        "notes": [
+            f"{rounds} rounds of one burst of {args.api_requests} orders per backend at "
+            f"{clients} clients, in alternating order; each row gives medians over its "
+            "bursts (max_ms: the largest). vs_baseline: the median over the rounds of the "
+            "working tree's orders/s over the baseline's in the same round "
+            f"(each round: {', '.join(f'{x:.2f}' for x in ratios)}).",
+            "Both engines run the working tree's engine code; the baseline backend runs "
+            f"{args.api_baseline} ({commit[:10]}) with the installed C++ extension.",
+        ],
+    }
+
+
+def _alternate(
+    tmp: Path,
+    urls: dict[str, str],
+    envs: dict[str, dict[str, str]],
+    args: argparse.Namespace,
+    clients: int,
+    rounds: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Start a backend and an engine per side, then run the bursts, alternating."""
+    bursts: dict[str, list[dict[str, Any]]] = {side: [] for side in urls}
+    with contextlib.ExitStack() as stack:
+        engines = {
+            side: stack.enter_context(EngineProcess(tmp / f"engine-{side}")) for side in urls
+        }
+        procs = {
+            side: _start_backend(tmp, side, urls[side], engines[side], env=envs[side])
+            for side in urls
+        }
+        for proc, _ in procs.values():
+            stack.callback(proc.stop)
+        tokens, cpus = {}, {}
+        for side, (proc, port) in procs.items():
+            proc.wait_http(f"http://127.0.0.1:{port}/health")
+            tokens[side] = _register(f"http://127.0.0.1:{port}", args.api_users)
+            engine_proc = engines[side].proc
+            assert engine_proc is not None
+            cpus[side] = _Cpu(
+                proc.proc.pid, engine_proc.pid, database=urls[side].startswith("postgresql")
+            )
+            # Warm-up, not measured.
+            asyncio.run(_drive(port, tokens[side], clients, min(600, args.api_requests)))
+        sides = list(urls)
+        for r in range(rounds):
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                port = procs[side][1]
+                run = _drive(port, tokens[side], clients, args.api_requests, cpus[side])
+                bursts[side].append(asyncio.run(run))
+    return bursts
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the backend (SQLite, PostgreSQL when configured) and the bare endpoint."""
+    """Run the backend (SQLite, PostgreSQL when configured) and the bare endpoint, or,
+    with --api-baseline, compare the working tree with another revision."""
+    if args.api_baseline:
+        return _compare(args)
     levels = [int(x) for x in str(args.api_concurrency).split(",") if x.strip()]
     rows: list[dict[str, Any]] = []
     notes: list[str] = []

@@ -54,3 +54,36 @@ def test_rows_come_in_report_order_with_cpu_relative_to_the_bare_endpoint() -> N
     assert [r["server_cpu_vs_bare"] for r in rows] == [None, 5.5, None]
     assert rows[1]["p99_ms"] == 9.0
     assert rows[0]["database_cpu_ms"] is None
+
+
+def test_a_comparison_pairs_bursts_by_round_and_reports_medians() -> None:
+    def burst(rate: int, p99: float, cpu: float) -> dict[str, object]:
+        return {
+            "clients": 32,
+            "requests": 100,
+            "orders_per_s": rate,
+            "p50_ms": 1.0,
+            "p99_ms": p99,
+            "max_ms": p99 + 1,
+            "non_2xx": 0,
+            "server_cores": 0.5,
+            "server_cpu_ms": cpu,
+            "engine_cpu_ms": 0.1,
+            "load_cpu_ms": 0.1,
+        }
+
+    bursts = {
+        # The machine slows down over the rounds; each round compares like with like.
+        "baseline": [burst(1000, 10.0, 1.0), burst(500, 30.0, 2.0), burst(800, 20.0, 1.5)],
+        "working": [burst(1100, 9.0, 0.9), burst(600, 25.0, 1.8), burst(800, 18.0, 1.4)],
+    }
+    rows, ratios = api._compared(bursts, {"baseline": "A", "working": "B"})
+    assert ratios == [1.1, 1.2, 1.0]
+    base, work = rows
+    assert (base["server"], work["server"]) == ("A", "B")
+    assert (base["orders_per_s"], work["orders_per_s"]) == (800, 800)
+    assert work["vs_baseline"] == 1.1
+    assert "vs_baseline" not in base
+    assert (base["p99_ms"], work["p99_ms"], work["max_ms"]) == (20.0, 18.0, 26.0)
+    assert (base["requests"], work["server_cpu_ms"]) == (300, 1.4)
+    assert base["database_cpu_ms"] is None
