@@ -45,6 +45,16 @@ TITLE = "Backend order entry (POST /api/v1/orders)"
 PASSWORD = "bench-password-1"
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `hft bench api`."""
     g = parser.add_argument_group("api")
@@ -86,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--api-rounds",
-        type=int,
+        type=_at_least_one,
         default=8,
         help="bursts per backend in a --api-baseline comparison",
     )
@@ -610,7 +620,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     from hft.bench._baseline import BaselineTree
 
     clients = max(int(x) for x in str(args.api_concurrency).split(",") if x.strip())
-    rounds = max(1, args.api_rounds)
+    rounds = args.api_rounds
     database = "PostgreSQL" if args.api_postgres_url else "SQLite"
     t0 = time.perf_counter()
     with BaselineTree(args.api_baseline) as tree, tempfile.TemporaryDirectory() as d:

@@ -15,6 +15,7 @@ from typing import Any
 
 import hft.bench
 from hft.bench import report, workload
+from hft.bench._baseline import BaselineError
 from hft.engine import CoreUnavailableError
 
 # Helper modules of the package, never benchmarks themselves.
@@ -94,6 +95,9 @@ def _run_one(name: str, argv: list[str]) -> int:
     except CoreUnavailableError as exc:
         print(f"hft bench {name}: {exc}", file=sys.stderr)
         return 1
+    except BaselineError as exc:
+        print(f"hft bench {name}: {exc}", file=sys.stderr)
+        return 2
     table = _table(result)
     if table:
         print(table, file=sys.stderr)

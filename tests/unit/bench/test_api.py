@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 
-from hft.bench import api
+import pytest
+
+from hft.bench import api, cli
 
 
 def test_cpu_columns_are_ms_per_request_and_cores_of_the_server() -> None:
@@ -87,3 +89,15 @@ def test_a_comparison_pairs_bursts_by_round_and_reports_medians() -> None:
     assert (base["p99_ms"], work["p99_ms"], work["max_ms"]) == (20.0, 18.0, 26.0)
     assert (base["requests"], work["server_cpu_ms"]) == (300, 1.4)
     assert base["database_cpu_ms"] is None
+
+
+def test_bad_comparison_options_are_refused_with_a_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["api", "--api-baseline", "no-such-revision-anywhere"]) == 2
+    assert "'no-such-revision-anywhere' is not a commit" in capsys.readouterr().err
+    for rounds in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["api", "--api-baseline", "HEAD", "--api-rounds", rounds])
+        assert exit_.value.code == 2
+        assert "--api-rounds" in capsys.readouterr().err
