@@ -609,7 +609,7 @@ def _compared(
         }
         rows.append(row)
     if ratios:
-        rows[1]["vs_baseline"] = statistics.median(ratios)
+        rows[1]["vs_baseline_pct"] = round(100 * statistics.median(ratios), 1)
     return rows, ratios
 
 
@@ -654,8 +654,8 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
         "notes": [
             f"{rounds} rounds of one burst of {args.api_requests} orders per backend at "
             f"{clients} clients, in alternating order; each row gives medians over its "
-            "bursts (max_ms: the largest). vs_baseline: the median over the rounds of the "
-            "working tree's orders/s over the baseline's in the same round "
+            "bursts (max_ms: the largest). vs_baseline_pct: the median over the rounds of the "
+            "working tree's orders/s over the baseline's in the same round, in percent "
             f"(each round: {', '.join(f'{x:.2f}' for x in ratios)}).",
             "Both engines run the working tree's engine code; the baseline backend runs "
             f"{args.api_baseline} ({commit[:10]}) with the installed C++ extension.",

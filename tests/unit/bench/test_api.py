@@ -84,8 +84,8 @@ def test_a_comparison_pairs_bursts_by_round_and_reports_medians() -> None:
     base, work = rows
     assert (base["server"], work["server"]) == ("A", "B")
     assert (base["orders_per_s"], work["orders_per_s"]) == (800, 800)
-    assert work["vs_baseline"] == 1.1
-    assert "vs_baseline" not in base
+    assert work["vs_baseline_pct"] == 110.0
+    assert "vs_baseline_pct" not in base
     assert (base["p99_ms"], work["p99_ms"], work["max_ms"]) == (20.0, 18.0, 26.0)
     assert (base["requests"], work["server_cpu_ms"]) == (300, 1.4)
     assert base["database_cpu_ms"] is None
