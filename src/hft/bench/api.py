@@ -584,33 +584,31 @@ def _compared(
         for b, w in zip(bursts["baseline"], bursts["working"], strict=True)
         if b["orders_per_s"]
     ]
+    medians = ("orders_per_s", "p50_ms", "p99_ms")
+    cpu = ("server_cores", "server_cpu_ms", "engine_cpu_ms", "database_cpu_ms", "load_cpu_ms")
     rows = []
     for side in ("baseline", "working"):
         runs = bursts[side]
-
-        def median(key: str, runs: list[dict[str, Any]] = runs) -> Any:
-            values = [r[key] for r in runs if r.get(key) is not None]
-            return statistics.median(values) if values else None
-
-        row = {
-            "server": labels[side],
-            "clients": runs[0]["clients"],
-            "requests": sum(r["requests"] for r in runs),
-            "orders_per_s": median("orders_per_s"),
-            "p50_ms": median("p50_ms"),
-            "p99_ms": median("p99_ms"),
-            "max_ms": max(r["max_ms"] for r in runs),
-            "non_2xx": sum(r["non_2xx"] for r in runs),
-            "server_cores": median("server_cores"),
-            "server_cpu_ms": median("server_cpu_ms"),
-            "engine_cpu_ms": median("engine_cpu_ms"),
-            "database_cpu_ms": median("database_cpu_ms"),
-            "load_cpu_ms": median("load_cpu_ms"),
-        }
-        rows.append(row)
+        rows.append(
+            {
+                "server": labels[side],
+                "clients": runs[0]["clients"],
+                "requests": sum(r["requests"] for r in runs),
+                **{key: _median(runs, key) for key in medians},
+                "max_ms": max(r["max_ms"] for r in runs),
+                "non_2xx": sum(r["non_2xx"] for r in runs),
+                **{key: _median(runs, key) for key in cpu},
+            }
+        )
     if ratios:
         rows[1]["vs_baseline_pct"] = round(100 * statistics.median(ratios), 1)
     return rows, ratios
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> Any:
+    """The median of `key` over the runs that have it (None if none has)."""
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def _compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -642,7 +640,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
         else:
             urls = {side: f"sqlite+aiosqlite:///{tmp / f'{side}.db'}" for side in envs}
             bursts = _alternate(tmp, urls, envs, args, clients, rounds)
-        commit = tree.commit
+    commit = tree.commit
     rows, ratios = _compared(bursts, labels)
     return {
         "title": f"{TITLE}: working tree against {args.api_baseline}",
@@ -677,12 +675,10 @@ def _alternate(
         engines = {
             side: stack.enter_context(EngineProcess(tmp / f"engine-{side}")) for side in urls
         }
-        procs = {
-            side: _start_backend(tmp, side, urls[side], engines[side], env=envs[side])
-            for side in urls
-        }
-        for proc, _ in procs.values():
-            stack.callback(proc.stop)
+        procs: dict[str, tuple[_Proc, int]] = {}
+        for side in urls:
+            procs[side] = _start_backend(tmp, side, urls[side], engines[side], env=envs[side])
+            stack.callback(procs[side][0].stop)
         tokens, cpus = {}, {}
         for side, (proc, port) in procs.items():
             proc.wait_http(f"http://127.0.0.1:{port}/health")
