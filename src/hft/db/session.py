@@ -53,6 +53,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long a transaction ChainedTransactions began for a writer's next batch may wait for
 # it before the writer ends it: an idle writer holds no open transaction longer.
 BEGUN_IDLE_S = 1.0
+# How long ChainedTransactions keeps one chain of transactions going before it lets the
+# connection go idle outside a transaction once. A PostgreSQL backend reports its table
+# statistics (rows inserted, updated, dead) only then, and at most once a second
+# (PGSTAT_MIN_INTERVAL); autovacuum and autoanalyze act on nothing else. A chain that
+# never ends hides every row it changes: the tables bloat, their dead index entries and
+# row versions are walked by every statement, and order entry slows down by the minute.
+CHAIN_S = 1.0
 STATEMENT_CACHE_SIZE = 2048
 _BEGIN_OPTION = "hft_begin"
 
@@ -239,14 +246,18 @@ class ChainedTransactions:
     `run(work, keep=True)` runs a batch's statements and commits them. The kept
     connection waits, its transaction begun (no statement yet, so it holds no snapshot
     and no lock), for the next `run`; call `end()` when the writer goes idle or stops,
-    so no transaction stays open. SQLAlchemy sees the connection in autocommit mode, so
-    it sends no BEGIN of its own and none of its resets ends a transaction begun here: a
-    connection that failed is invalidated (closed; the server rolls back).
+    so no transaction stays open. After `CHAIN_S` of chaining, one COMMIT begins
+    nothing: the connection goes back to the pool, idle, and the server reports the
+    chain's table statistics, which autovacuum needs. SQLAlchemy sees the connection in
+    autocommit mode, so it sends no BEGIN of its own and none of its resets ends a
+    transaction begun here: a connection that failed is invalidated (closed; the server
+    rolls back).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._kept: AsyncConnection | None = None
+        self._chain_began = 0.0
 
     @property
     def kept(self) -> bool:
@@ -304,12 +315,14 @@ class ChainedTransactions:
         except BaseException:
             await self._discard(conn)
             raise
+        self._chain_began = time.monotonic()
         return conn
 
     async def _commit(self, conn: AsyncConnection, *, keep: bool) -> None:
-        """Commit; with `keep` (and none kept yet), begin the next transaction in the
-        same round trip and keep the connection, else return it to the pool."""
-        if keep and self._kept is None:
+        """Commit; with `keep` (and none kept yet, and the chain younger than
+        `CHAIN_S`), begin the next transaction in the same round trip and keep the
+        connection, else return it to the pool."""
+        if keep and self._kept is None and time.monotonic() - self._chain_began < CHAIN_S:
             await _driver(conn).execute("COMMIT; BEGIN")
             if self._kept is None:
                 self._kept = conn

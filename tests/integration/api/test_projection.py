@@ -721,6 +721,7 @@ async def test_transactions_begun_for_the_next_batch_are_ended_when_idle(
     # fails on it and runs again on a new connection (the orders are still accepted and
     # applied); a writer that receives nothing ends its transaction.
     monkeypatch.setattr(db_session, "BEGUN_IDLE_S", 60.0)
+    monkeypatch.setattr(db_session, "CHAIN_S", 60.0)
     runtime = app.state.trading
     db = app.state.db
     alice, bob = await make_user(), await make_user()

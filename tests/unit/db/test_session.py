@@ -271,3 +271,48 @@ async def test_a_batch_failing_on_the_kept_connection_runs_again_on_a_new_one(
     finally:
         await chain.end()
         await db.dispose()
+
+
+async def _inserts_reported(db: Database) -> int:
+    """Rows inserted into `chained` as PostgreSQL's statistics (what autovacuum reads)
+    know them, from a new connection so no cached snapshot of them is read."""
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        count = await conn.execute(
+            text("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'chained'")
+        )
+        return int(count.scalar_one())
+
+
+async def test_a_long_chain_lets_the_server_report_its_statistics(
+    postgres_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend reports what its transactions changed only while idle outside a
+    transaction; a writer that chains batch after batch forever would hide every row
+    from autovacuum. After CHAIN_S the chain ends once, and the counts arrive while
+    the writer goes on."""
+    monkeypatch.setattr(session_module, "CHAIN_S", 0.3)
+    db = Database(postgres_db_url, pool_size=2)
+    chain = ChainedTransactions(db.engine)
+
+    async def insert(conn: AsyncConnection) -> None:
+        await conn.execute(text("INSERT INTO chained VALUES (1)"))
+
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE chained (n int)"))
+        inserted = 0
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        # Long enough for a break a second after the backend's first report, the
+        # shortest interval PostgreSQL reports at.
+        while loop.time() - start < 2.5:
+            await chain.run(insert, keep=True)
+            inserted += 1
+            await asyncio.sleep(0.01)
+        assert chain.kept
+        reported = await _inserts_reported(db)
+        assert 0 < reported <= inserted
+    finally:
+        await chain.end()
+        await db.dispose()
