@@ -566,6 +566,52 @@ async def test_hand_worked_script_to_the_cent(db_url, size):
     assert (inst.last_price, inst.reference_price) == (19_200, 19_200)
 
 
+async def test_the_engines_answer_to_an_amend_ends_its_hold(db_url):
+    """An amend that raised an order's quantity holds the new leaves on the order
+    (`amend_leaves_lots`, counted by the risk checks) until the engine's answer to it is
+    applied: Amended (the leaves are now the new ones) or AmendRejected (they stay the
+    old ones) ends the hold; anything else leaves it."""
+    orders = [_order(oid, ALICE, "buy", 19_000, 10) for oid in (1, 2, 3)]
+    for order in orders:
+        order["amend_leaves_lots"] = 15
+    stream = bench.make_stream(1)
+    stream.accounts = [ALICE, BOB]
+    stream.orders = orders
+    stream.reserved = {ALICE: sum((o["reserved"] for o in orders), D(0)), BOB: D(0)}
+    stream.commands = [
+        [
+            _ev(1, pb.EVENT_TYPE_ACCEPTED, oid, ALICE, index=oid - 1, last=oid == 3, **kw)
+            for oid, kw in ((1, {}), (2, {}), (3, {}))
+        ],
+        [_ev(2, pb.EVENT_TYPE_AMENDED, 1, ALICE, price=19_000, quantity=15)],
+        [
+            _ev(
+                3,
+                pb.EVENT_TYPE_AMEND_REJECTED,
+                2,
+                ALICE,
+                reject_reason=pb.REJECT_REASON_PRICE_OUT_OF_BAND,
+            )
+        ],
+    ]
+    for command in stream.commands:
+        for ev in command:
+            if ev.type == pb.EVENT_TYPE_ACCEPTED:
+                ev.leaves_quantity = 10
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        for command in stream.commands:
+            assert await projection._apply(command) is not None
+        async with make_sessionmaker(engine)() as s:
+            got = {o.id: o for o in (await s.execute(select(OrderRow))).scalars()}
+    assert {oid: (o.leaves_lots, o.amend_leaves_lots) for oid, o in got.items()} == {
+        1: (15, None),
+        2: (10, None),
+        3: (10, 15),
+    }
+    assert got[1].quantity == 15
+
+
 async def test_statements_per_batch_do_not_grow_with_its_size(db_url):
     stream = bench.make_stream(400, seed=6)
     async with _database(db_url, stream) as engine:

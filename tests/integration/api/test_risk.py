@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     engine_fixture,
     place,
@@ -9,6 +13,7 @@ from hft.api.trading.testing import (  # noqa: F401 - fixtures
     trading_overrides_fixture,
     with_trading_fixture,
 )
+from hft.db.models.trading import OrderRow
 
 
 async def test_limits_defaults_and_per_user(make_user):
@@ -103,3 +108,38 @@ async def test_sells_are_covered_by_the_position_less_open_sells(make_user):
     await place(alice, side="sell", quantity="2", price="199.00")
     r = await place(alice, side="sell", quantity="1", price="199.00", expect=403)
     assert r["error"]["code"] == "insufficient_position"
+
+
+async def test_an_amend_on_its_way_to_the_engine_counts_against_new_orders(
+    app, make_user, monkeypatch: pytest.MonkeyPatch
+):
+    # The amend is checked and committed before the engine sees it, and the order's
+    # leaves change only when its answer is applied: meanwhile a new order must be
+    # checked against the amended quantity, or the two together pass a position limit
+    # that each passes alone (30 raised to 50, then 20 more: 70 > 60).
+    admin, bob = await make_user(admin=True), await make_user()
+    r = await admin.put("/api/v1/risk/limits", json={"user_id": bob.user_id, "max_position": "60"})
+    assert r.status_code == 200, r.text
+    order = await place(bob, side="buy", quantity="30", price="182.00")
+    client = app.state.trading.client
+    forward = client.amend_order
+    entered: list[dict[str, Any]] = []
+
+    async def enter_first(*args: Any, **kwargs: Any) -> Any:
+        entered.append(await place(bob, side="buy", quantity="20", price="182.00", expect=None))
+        return await forward(*args, **kwargs)
+
+    monkeypatch.setattr(client, "amend_order", enter_first)
+    r = await bob.patch(f"/api/v1/orders/{order['id']}", json={"quantity": "50"})
+    assert r.status_code == 200, r.text
+    assert r.json()["remaining_quantity"] == "50"
+    assert [e.get("error", {}).get("code") for e in entered] == ["position_limit"]
+    monkeypatch.setattr(client, "amend_order", forward)
+    # The engine's answer is applied: the hold is gone, the order counts 50 (+ 10 = 60).
+    async with app.state.db.session() as session:
+        row = await session.get(OrderRow, int(order["id"]))
+        assert row is not None
+        assert (row.leaves_lots, row.amend_leaves_lots) == (50, None)
+    await place(bob, side="buy", quantity="10", price="182.00")
+    r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
+    assert r["error"]["code"] == "position_limit"

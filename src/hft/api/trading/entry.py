@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hft.api.audit import audit_values
 from hft.api.trading import metrics
+from hft.api.trading.repo import held_leaves
 from hft.db.base import Numeric, utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
@@ -362,13 +363,13 @@ def lock_accounts_with_exposure(
     re-reads a locked row), and the rest only matters when it adds exposure. What the
     projection commits (fills, cancels) can only lower what the checks bound from
     above: position plus open buys, open sells minus position, the number of open
-    orders (an amend's new leaves, which it also writes, are as if they came just after
-    this batch, as they would have had this batch locked the account first). An amend
-    raises only reservations, which are on the account row. New orders are the
-    exception, so every order-entry transaction raises its accounts' `entry_version`,
-    and each locked row's counter is compared with the snapshot's: when one differs,
-    another entry committed orders meanwhile, and the open orders and positions are
-    read again, under the locks now held.
+    orders. New orders are the exception, and so is an amend that raises an order's
+    quantity (it holds the new leaves on the order, `amend_leaves_lots`, until the
+    projection applies the engine's answer): every order-entry transaction and every
+    such amend raises the account's `entry_version`, and each locked row's counter is
+    compared with the snapshot's. When one differs, another entry or an amend committed
+    meanwhile, and the open orders and positions are read again, under the locks now
+    held.
     """
     exposure: dict[int, Exposure] = {}
     positions: dict[tuple[int, str], Decimal] = {}
@@ -454,7 +455,7 @@ def _exposure_branches(dialect: str, *extra: ColumnElement[Any]) -> tuple[Select
             _ORDERS.c.symbol,
             _ORDERS.c.side,
             func.count(),
-            func.sum(_ORDERS.c.leaves_lots),
+            func.sum(held_leaves()),
             sql_cast(null(), Numeric()),
             *extra,
         )

@@ -234,6 +234,7 @@ async def create_order(
         "quantity_lots": spec.quantity_lots,
         "filled_lots": 0,
         "leaves_lots": 0 if no_liquidity else spec.quantity_lots,
+        "amend_leaves_lots": None,
         "filled_quantity": Decimal(0),
         "filled_notional": Decimal(0),
         "fees": Decimal(0),
@@ -556,6 +557,9 @@ async def amend_order(
             )
         except ServiceError as exc:
             raise api_error(exc) from None
+        # The open lots the checks count for this order: its leaves, or what an amend
+        # still in flight asked for when that is more (`held_leaves`).
+        held = max(fresh.leaves_lots, fresh.amend_leaves_lots or 0)
         _n_open, open_buy, open_sell = await open_exposure(session, account_id, fresh.symbol)
         limits, halted = await rt.limits_for(session, account_id)
         try:
@@ -563,7 +567,7 @@ async def amend_order(
                 side=fresh.side,
                 price_ticks=spec.price_ticks,
                 total_lots=spec.quantity_lots,
-                leaves_delta_lots=spec.leaves_lots - fresh.leaves_lots,
+                leaves_delta_lots=spec.leaves_lots - held,
                 inst=inst,
                 account=AccountSnapshot(
                     account.cash,
@@ -610,6 +614,13 @@ async def amend_order(
             # from the engine's answer.
             fresh.reserved = needed
             account.reserved_cash = account.reserved_cash + extra
+        if spec.leaves_lots > held:
+            # Held until the projection applies the engine's answer, so orders entered
+            # meanwhile are checked against the new quantity; order entry that read the
+            # account's open orders before this commit reads them again (its
+            # `entry_version` check, see lock_accounts_with_exposure).
+            fresh.amend_leaves_lots = spec.leaves_lots
+            account.entry_version = account.entry_version + 1
         record(
             session,
             "order.amend",

@@ -119,6 +119,7 @@ _REJECTED = pb.EVENT_TYPE_REJECTED
 _CANCELED = pb.EVENT_TYPE_CANCELED
 _EXPIRED = pb.EVENT_TYPE_EXPIRED
 _AMENDED = pb.EVENT_TYPE_AMENDED
+_AMEND_REJECTED = pb.EVENT_TYPE_AMEND_REJECTED
 _NO_CHANGE = (pb.EVENT_TYPE_CANCEL_REJECTED, pb.EVENT_TYPE_AMEND_REJECTED)
 
 
@@ -226,6 +227,7 @@ _ORDER_CHANGES = (
     "quantity_lots",
     "filled_lots",
     "leaves_lots",
+    "amend_leaves_lots",
     "filled_quantity",
     "filled_notional",
     "average_price",
@@ -883,12 +885,15 @@ class BatchApplier:
             order["reason"] = "day_expired"
             order["leaves_lots"] = 0
         elif kind == _AMENDED:
+            order["amend_leaves_lots"] = None
             order["price_ticks"] = ev.price
             if order["type"] == "limit":
                 order["price"] = step.price(ev.price)
             order["leaves_lots"] = ev.quantity
             order["quantity_lots"] = order["filled_lots"] + ev.quantity
             order["quantity"] = step.quantity(order["quantity_lots"])
+        elif kind == _AMEND_REJECTED:
+            order["amend_leaves_lots"] = None
         elif kind not in _NO_CHANGE:
             return
         order["last_sequence"] = ev.sequence

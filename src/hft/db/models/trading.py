@@ -73,6 +73,11 @@ class OrderRow(Base):
     quantity_lots: Mapped[int] = mapped_column(BigInteger)
     filled_lots: Mapped[int] = mapped_column(BigInteger, default=0)
     leaves_lots: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The open lots an amend asked the engine for, above `leaves_lots`, until the
+    # projection applies the engine's answer to it: the risk checks count the larger of
+    # the two (hft.api.trading.repo.held_leaves), so an order entered meanwhile sees the
+    # amend's new quantity.
+    amend_leaves_lots: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     filled_quantity: Mapped[Decimal] = mapped_column(Numeric(), default=ZERO)
     filled_notional: Mapped[Decimal] = mapped_column(Numeric(), default=ZERO)
     average_price: Mapped[Decimal | None] = mapped_column(Numeric(), nullable=True)
