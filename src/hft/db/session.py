@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,6 +62,8 @@ BEGUN_IDLE_S = 1.0
 # row versions are walked by every statement, and order entry slows down by the minute.
 CHAIN_S = 1.0
 STATEMENT_CACHE_SIZE = 2048
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]*")
+_PAYLOAD = re.compile(r"[0-9:-]{1,64}")
 _BEGIN_OPTION = "hft_begin"
 
 _writer_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -264,12 +267,29 @@ class ChainedTransactions:
         """Whether a connection waits with the next transaction begun."""
         return self._kept is not None
 
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, keep: bool) -> T:
+    async def run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        keep: bool,
+        notify: tuple[str, str] | None = None,
+    ) -> T:
         """`work` in a transaction, then committed (with `keep`, beginning the next).
+        With `notify` (channel, payload: a lowercase identifier and digits, colons or
+        minus signs), the transaction also sends that NOTIFY, in the round trip of its
+        COMMIT.
 
         If `work` fails on the kept connection, which the server may have closed while
         it waited (a restart, an idle-session timeout), it runs once more on a new one:
         nothing of it was committed."""
+        prefix = ""
+        if notify is not None:
+            channel, payload = notify
+            # Written into the SQL text (a simple query: no parameters), so only these
+            # characters, which need no quoting, are allowed.
+            if not _CHANNEL.fullmatch(channel) or not _PAYLOAD.fullmatch(payload):
+                raise ValueError(f"refusing to NOTIFY {channel!r} with {payload!r}")
+            prefix = f"NOTIFY {channel}, '{payload}'; "
         retry = self._kept is not None
         while True:
             conn = await self._begin()
@@ -286,7 +306,7 @@ class ChainedTransactions:
                 await self._discard(conn)
                 raise
             try:
-                await self._commit(conn, keep=keep)
+                await self._commit(conn, keep=keep, prefix=prefix)
             except BaseException:
                 await self._discard(conn)
                 raise
@@ -318,18 +338,18 @@ class ChainedTransactions:
         self._chain_began = time.monotonic()
         return conn
 
-    async def _commit(self, conn: AsyncConnection, *, keep: bool) -> None:
+    async def _commit(self, conn: AsyncConnection, *, keep: bool, prefix: str = "") -> None:
         """Commit; with `keep` (and none kept yet, and the chain younger than
         `CHAIN_S`), begin the next transaction in the same round trip and keep the
         connection, else return it to the pool."""
         if keep and self._kept is None and time.monotonic() - self._chain_began < CHAIN_S:
-            await _driver(conn).execute("COMMIT; BEGIN")
+            await _driver(conn).execute(prefix + "COMMIT; BEGIN")
             if self._kept is None:
                 self._kept = conn
                 return
             await _driver(conn).execute("ROLLBACK")
         else:
-            await _driver(conn).execute("COMMIT")
+            await _driver(conn).execute(prefix + "COMMIT")
         await conn.close()
 
     async def _discard(self, conn: AsyncConnection) -> None:

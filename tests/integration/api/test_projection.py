@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hft.api.app import create_app
+from hft.api.trading import projection as projection_module
 from hft.api.trading.projection import AppliedBatch, BatchApplier, Projection, ns_to_datetime
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     engine_fixture,
@@ -394,6 +395,64 @@ async def test_racing_projections_apply_each_event_once(db_url, second_db_url):
             assert fills == all_fills
             assert accounts <= traders
             assert accounts
+
+
+async def test_a_projection_follows_the_one_that_applies_and_takes_over_when_it_stops(
+    db_url, second_db_url, monkeypatch
+):
+    """Several backend processes: the one that applies a batch announces its commit
+    (PostgreSQL NOTIFY), and the others settle that batch without a transaction of
+    their own, only reading back what their listeners want; when the applying one stops
+    announcing, another applies after FOLLOW_S. SQLite has no notices: each projection
+    settles each batch through the cursor claim."""
+    monkeypatch.setattr(projection_module, "FOLLOW_S", 0.3)
+    stream = bench.make_stream(90, seed=5)
+    want = await _reference(second_db_url, stream)
+    b1, b2, b3 = list(bench.batches(stream.commands, 60))[:3]
+    assert sum(map(len, (b1, b2, b3))) == sum(map(len, stream.commands))
+    async with _database(db_url, stream) as engine:
+        other = create_engine(db_url, pool_size=2)
+        first, second = _projection(engine), _projection(other)
+        transactions: list[int] = []
+        real_apply = second._apply
+
+        async def counted(batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
+            transactions.append(len(batch))
+            return await real_apply(batch)
+
+        monkeypatch.setattr(second, "_apply", counted)
+        try:
+            await first._listen()
+            await second._listen()
+            postgres = db_url.startswith("postgresql")
+            assert (first._listener is not None, second._listener is not None) == (
+                postgres,
+                postgres,
+            )
+            assert await first._settle(b1) is not None
+            if postgres:
+                # The notice arrives on its own connection.
+                for _ in range(100):
+                    if second._notified >= (b1[-1].sequence, b1[-1].index):
+                        break
+                    await asyncio.sleep(0.01)
+            told = await second._settle(b1)  # read back for this process's listeners
+            assert told is not None
+            assert told.orders
+            assert transactions == ([] if postgres else [len(b1)])
+            # The next batch: the follower waits for the notice rather than the lock.
+            settled = asyncio.gather(second._settle(b2), first._settle(b2))
+            await settled
+            assert transactions == ([] if postgres else [len(b1), len(b2)])
+            # The applying process is gone: the follower applies after FOLLOW_S.
+            assert await second._settle(b3) is not None
+            assert transactions == ([len(b3)] if postgres else [len(b1), len(b2), len(b3)])
+            assert second._leading
+        finally:
+            await first.stop()
+            await second.stop()
+            await other.dispose()
+        assert await _dump(engine) == want
 
 
 async def _nothing() -> None:

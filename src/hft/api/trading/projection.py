@@ -86,6 +86,16 @@ from hft.services.risk import reservation
 
 log = logging.getLogger("hft.api.trading.projection")
 
+# PostgreSQL: the channel on which a projection that committed a batch announces the
+# cursor position it reached ("sequence:index"), so the projections of the other backend
+# processes need no transaction of their own to know those events are applied.
+APPLIED_CHANNEL = "hft_projection_applied"
+# How long a projection that did not apply the previous batch waits for the notice of
+# the one that did before it applies the next batch itself (that process may be gone).
+FOLLOW_S = 0.25
+# How soon a projection whose notice connection failed tries to open a new one.
+RELISTEN_S = 1.0
+
 REJECT_REASONS: dict[int, str] = {
     pb.REJECT_REASON_UNKNOWN_SYMBOL: "unknown_symbol",
     pb.REJECT_REASON_SYMBOL_HALTED: "symbol_halted",
@@ -692,7 +702,16 @@ class BatchApplier:
             self._observe(fresh[: len(fresh) - len(todo)])
         return len(todo)
 
-    def _observe(self, events: list[pb.ExecutionEvent]) -> None:
+    def read_back(
+        self, conn: Connection, events: Sequence[pb.ExecutionEvent], *, full: bool
+    ) -> None:
+        """Only read back what `events` changed, all of them applied by another process
+        (see `_observe`); without `full`, only the orders and fills."""
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self._observe(after(events, (-1, -1)), full=full)
+
+    def _observe(self, events: list[pb.ExecutionEvent], *, full: bool = True) -> None:
         """Read back what `events`, applied by another backend process, changed.
 
         With several workers every projection follows the stream and one of them
@@ -714,14 +733,14 @@ class BatchApplier:
         if trade_ids:
             rows = execute(_READ_FILLS[self.dialect], {"ids": trade_ids})
             out.fills += [_detached(FillRow, row._asdict()) for row in rows]
-        if account_ids - out.accounts:
+        if full and account_ids - out.accounts:
             rows = execute(
                 _READ_ACCOUNTS[self.dialect], {"ids": sorted(account_ids - out.accounts)}
             )
             for row in rows:
                 out.accounts.add(row.id)
                 out.account_values[row.id] = (row.cash, row.reserved_cash)
-        if trade_ids:
+        if full and trade_ids:
             missing = _candle_keys(events) - {(c.symbol, c.interval, c.start) for c in out.candles}
             if missing:
                 rows = execute(_READ_CANDLES, {"keys": sorted(missing)})
@@ -1200,6 +1219,14 @@ class Projection:
         # the applying loop also begins the next batch's transaction.
         self._engine: AsyncEngine | None = None
         self._chain: ChainedTransactions | None = None
+        # PostgreSQL, several backend processes: the highest cursor position any
+        # projection announced on APPLIED_CHANNEL (see `_settle`), the connection that
+        # listens for it, and whether this one applied the last batch it settled.
+        self._notified: tuple[int, int] = (-1, -1)
+        self._notice = asyncio.Event()
+        self._listener: AsyncConnection | None = None
+        self._relisten_at = 0.0
+        self._leading = True
 
     async def start(self) -> None:
         async with self._sessionmaker() as session, session.begin():
@@ -1208,6 +1235,7 @@ class Projection:
         # A cursor in the middle of a sequence means that sequence is not complete yet.
         self.applied_through = max(0, self.last[0] - 1) if self.last[1] >= 0 else 0
         self._subscriber = self._subscriber_factory(self.last[0])
+        await self._listen()
         self._tasks = [
             asyncio.create_task(self._read(), name="projection-read"),
             asyncio.create_task(self._apply_loop(), name="projection-apply"),
@@ -1224,6 +1252,63 @@ class Projection:
                 await task
         if self._chain is not None:
             await self._chain.end()
+        await self._unlisten()
+
+    async def _listen(self) -> None:
+        """PostgreSQL: listen on APPLIED_CHANNEL, on a connection of its own. Without it
+        (it failed or was lost) the projection applies every batch itself, as if it were
+        alone, which is always correct: the cursor claim decides who applies what."""
+        engine = await self._db_engine()
+        if engine.dialect.name != "postgresql":
+            return
+        self._relisten_at = time.monotonic() + RELISTEN_S
+        conn: AsyncConnection | None = None
+        try:
+            conn = await engine.connect()
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.add_listener(APPLIED_CHANNEL, self._on_notice)
+            driver.add_termination_listener(self._on_listener_lost)
+        except Exception as exc:
+            log.warning("cannot listen for other projections' commits: %s", exc)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.invalidate()
+            return
+        self._listener = conn
+
+    async def _unlisten(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            # Closed rather than pooled: it is still listening.
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _on_notice(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            sequence, index = payload.split(":")
+            position = (int(sequence), int(index))
+        except ValueError:
+            log.warning("ignoring a malformed notice on %s: %r", APPLIED_CHANNEL, payload)
+            return
+        if position > self._notified:
+            self._notified = position
+            self._notice.set()
+
+    def _on_listener_lost(self, _conn: Any) -> None:
+        log.warning("lost the connection listening for other projections' commits")
+        self._listener = None
+
+    async def _db_engine(self) -> AsyncEngine:
+        """The sessions' engine (and, on PostgreSQL, the applying loop's chain)."""
+        if self._engine is None:
+            async with self._sessionmaker() as session:
+                self._engine = cast(AsyncEngine, session.bind)
+            if self._engine.dialect.name == "postgresql":
+                self._chain = ChainedTransactions(self._engine)
+        return self._engine
 
     async def _read(self) -> None:
         while True:
@@ -1254,7 +1339,7 @@ class Projection:
             metrics.BATCH_SIZE.labels("projection").observe(len(batch))
             while True:
                 try:
-                    result = await self._apply(batch)
+                    result = await self._settle(batch)
                     break
                 except asyncio.CancelledError:
                     raise
@@ -1283,13 +1368,54 @@ class Projection:
                     except Exception:
                         log.exception("projection listener failed")
 
+    async def _settle(self, batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
+        """Apply `batch`, or, once another process's projection announced that it
+        applied it (APPLIED_CHANNEL), only read back what it changed, for this
+        process's listeners.
+
+        With several backend processes every projection follows the same stream, and
+        the cursor claim lets one of them apply each batch while the others wait for its
+        commit, each in a transaction of its own. Announcing each commit spares them
+        that: a projection that did not apply the previous batch waits up to FOLLOW_S
+        for the notice of the next one before it applies it itself, so one process
+        keeps applying while the others follow, and another takes over within FOLLOW_S
+        when it stops."""
+        if self._listener is None and time.monotonic() >= self._relisten_at:
+            await self._listen()
+        if self._listener is not None:
+            last = batch[-1]
+            end = (last.sequence, last.index)
+            if self._notified < end and not self._leading:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FOLLOW_S):
+                        while self._notified < end:
+                            self._notice.clear()
+                            await self._notice.wait()
+            if self._notified >= end:
+                self._leading = False
+                if self._chain is not None and self._chain.kept:
+                    await self._chain.end()
+                return await self._read_back(batch)
+        return await self._apply(batch)
+
+    async def _read_back(self, batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
+        """What another process applied of `batch`: everything when the listeners want
+        it (WebSocket clients), else its orders and fills when requests here wait for
+        it (one read for the batch, from which the answers to POST /orders come, rather
+        than one per answer), else nothing."""
+        full = self.observe()
+        if not full and not self._waiters:
+            return None
+        applier = BatchApplier(self.fees, observe=self.observe)
+        async with self._sessionmaker() as session:
+            conn = await session.connection()
+            await conn.run_sync(functools.partial(applier.read_back, full=full), batch)
+        out = applier.out
+        return out if out.orders or out.fills or out.accounts or out.candles else None
+
     async def _apply(self, batch: list[pb.ExecutionEvent]) -> AppliedBatch | None:
         applier = BatchApplier(self.fees, observe=self.observe)
-        if self._engine is None:
-            async with self._sessionmaker() as session:
-                self._engine = cast(AsyncEngine, session.bind)
-            if self._engine.dialect.name == "postgresql":
-                self._chain = ChainedTransactions(self._engine)
+        await self._db_engine()
         if self._chain is not None:
 
             async def work(conn: AsyncConnection) -> int:
@@ -1299,8 +1425,15 @@ class Projection:
 
             # The applying loop's commits begin the next batch's transaction (`_next`
             # ends it when none comes); batches handed over directly (tests,
-            # benchmarks) keep none.
-            applied = await self._chain.run(work, keep=asyncio.current_task() in self._tasks)
+            # benchmarks) keep none. Whether this transaction applied the batch or found
+            # it applied, the cursor is at or past its last event once it commits.
+            notice = f"{batch[-1].sequence}:{batch[-1].index}" if batch else None
+            applied = await self._chain.run(
+                work,
+                keep=asyncio.current_task() in self._tasks,
+                notify=None if notice is None else (APPLIED_CHANNEL, notice),
+            )
+            self._leading = applied > 0
         else:
             async with self._sessionmaker() as session, write_transaction(session):
                 conn = await session.connection()

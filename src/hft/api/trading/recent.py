@@ -2,8 +2,9 @@
 to POST /orders needs no database read after the projection caught up.
 
 Filled by the projection's listener with each committed batch; an entry is used only if
-it reflects at least the engine sequence the caller waited for (another backend process
-may have applied the events, in which case the caller reads the database instead).
+it reflects at least the engine sequence the caller waited for. When another backend
+process applied the events, the projection reads the orders back, and an order read
+back is kept only if the batch holds all of its fills.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ class RecentOrders:
             known = self._orders.pop(order.id, None)
             if order.id in batch.observed:
                 # Read back after another process applied it: its row may be past this
-                # batch and its fills are not all here, so only the database answers.
-                continue
-            if known is not None:
+                # batch (the database's state then), and it is kept only if this batch's
+                # fills are all its fills (an order that trades on arrival); otherwise
+                # only the database has them all.
+                if order.filled_quantity != filled.get(order.id, Decimal(0)):
+                    continue
+                merged = fills.get(order.id, [])
+            elif known is not None:
                 merged = known[2] + fills.get(order.id, [])
             elif order.filled_quantity == filled.get(order.id, Decimal(0)):
                 merged = fills.get(order.id, [])

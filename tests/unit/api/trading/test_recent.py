@@ -76,14 +76,27 @@ def test_capacity_evicts_oldest():
     assert recent.get(3, 0) is not None
 
 
-def test_orders_another_process_applied_are_left_to_the_database():
+def test_orders_another_process_applied_are_kept_only_with_all_their_fills():
     recent = RecentOrders(lambda: {})
     recent.on_applied(AppliedBatch(orders={1: order(1, "3")}, fills=[fill(1, 3, 7)]))
     assert recent.get(1, 5) is not None
     # Read back after another backend process applied the next events: the row may be
-    # ahead of the fills that came with it, so the cached entry goes and none replaces it.
+    # ahead of the fills that came with it (5 filled, 2 here), so the cached entry goes
+    # and none replaces it.
     later = order(1, "5", seq=9)
     recent.on_applied(AppliedBatch(orders={1: later}, fills=[fill(1, 2, 8)], observed={1}))
     assert recent.get(1, 5) is None
+    # An order whose fills are all in the batch read back (none, or those it took on
+    # arrival) is kept, as the database has it.
     recent.on_applied(AppliedBatch(orders={2: order(2, "0", seq=9)}, observed={2}))
-    assert recent.get(2, 9) is None
+    resting = recent.get(2, 9)
+    assert resting is not None
+    assert resting["fills"] == []
+    crossed = order(3, "4", seq=11)
+    recent.on_applied(
+        AppliedBatch(orders={3: crossed}, fills=[fill(3, 1, 20), fill(3, 3, 21)], observed={3})
+    )
+    answer = recent.get(3, 11)
+    assert answer is not None
+    assert [f["trade_id"] for f in answer["fills"]] == ["20", "21"]
+    assert recent.get(3, 12) is None
