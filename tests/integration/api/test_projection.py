@@ -455,6 +455,41 @@ async def test_a_projection_follows_the_one_that_applies_and_takes_over_when_it_
         assert await _dump(engine) == want
 
 
+async def test_a_projection_that_loses_its_notice_connection_applies_and_listens_again(
+    db_url, monkeypatch
+):
+    """Without its notice connection a projection settles every batch through the
+    cursor claim, as if alone, and it opens a new one after RELISTEN_S."""
+    monkeypatch.setattr(projection_module, "RELISTEN_S", 0.0)
+    stream = bench.make_stream(40, seed=8)
+    b1, b2 = list(bench.batches(stream.commands, 40))[:2]
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        try:
+            await projection._listen()
+            if not db_url.startswith("postgresql"):
+                assert projection._listener is None
+                return
+            assert projection._listener is not None
+            async with engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                    )
+                )
+            for _ in range(200):
+                if projection._listener is None:
+                    break
+                await asyncio.sleep(0.01)
+            assert projection._listener is None
+            assert await projection._settle(b1) is not None
+            assert projection._listener is not None  # listening again
+            assert await projection._settle(b2) is not None
+        finally:
+            await projection.stop()
+
+
 async def _nothing() -> None:
     return None
 

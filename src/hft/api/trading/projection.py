@@ -28,6 +28,7 @@ import functools
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -1225,6 +1226,8 @@ class Projection:
         self._notified: tuple[int, int] = (-1, -1)
         self._notice = asyncio.Event()
         self._listener: AsyncConnection | None = None
+        # Listening connections the server closed, to be given back (invalidated).
+        self._lost: list[AsyncConnection] = []
         self._relisten_at = 0.0
         self._leading = True
 
@@ -1260,6 +1263,7 @@ class Projection:
         alone, which is always correct: the cursor claim decides who applies what."""
         engine = await self._db_engine()
         if engine.dialect.name != "postgresql":
+            self._relisten_at = math.inf
             return
         self._relisten_at = time.monotonic() + RELISTEN_S
         conn: AsyncConnection | None = None
@@ -1268,7 +1272,7 @@ class Projection:
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
             await driver.add_listener(APPLIED_CHANNEL, self._on_notice)
-            driver.add_termination_listener(self._on_listener_lost)
+            driver.add_termination_listener(lambda _conn: self._on_listener_lost(conn))
         except Exception as exc:
             log.warning("cannot listen for other projections' commits: %s", exc)
             if conn is not None:
@@ -1297,9 +1301,12 @@ class Projection:
             self._notified = position
             self._notice.set()
 
-    def _on_listener_lost(self, _conn: Any) -> None:
+    def _on_listener_lost(self, conn: AsyncConnection | None) -> None:
+        if conn is None or conn is not self._listener:
+            return
         log.warning("lost the connection listening for other projections' commits")
         self._listener = None
+        self._lost.append(conn)
 
     async def _db_engine(self) -> AsyncEngine:
         """The sessions' engine (and, on PostgreSQL, the applying loop's chain)."""
@@ -1380,6 +1387,9 @@ class Projection:
         for the notice of the next one before it applies it itself, so one process
         keeps applying while the others follow, and another takes over within FOLLOW_S
         when it stops."""
+        while self._lost:
+            with contextlib.suppress(Exception):
+                await self._lost.pop().invalidate()
         if self._listener is None and time.monotonic() >= self._relisten_at:
             await self._listen()
         if self._listener is not None:
