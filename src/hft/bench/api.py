@@ -740,11 +740,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if args.api_workers > 1:
                         notes.append(
                             f"{args.api_workers} workers: each runs its own entry, sender and "
-                            "projection; the projections share one cursor row (one applies a "
-                            "batch, the others wait for its commit; with no WebSocket clients "
-                            "here they read nothing back) and the entries lock the same "
-                            "traders' account rows, on cores the engine, PostgreSQL and the "
-                            "load generator also need."
+                            "projection; one projection applies each batch and announces its "
+                            "commit, the others follow those notices and read back only the "
+                            "orders and fills their own requests wait for; the entries lock "
+                            "the same traders' account rows, on cores the engine, PostgreSQL "
+                            "and the load generator also need."
                         )
                         rows += _bench_backend(
                             tmp,
