@@ -42,7 +42,7 @@ OPEN = ("pending_new", "new", "partially_filled")
 class ApiProcess:
     """`hft api` as a subprocess on a fixed port."""
 
-    def __init__(self, tmp: Path, db_url: str, engine_address: str) -> None:
+    def __init__(self, tmp: Path, db_url: str, engine_address: str, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "api.log"
@@ -63,6 +63,7 @@ class ApiProcess:
             str(tmp / "api-data"),
             "--config",
             str(REPO / "config" / "default.yaml"),
+            *args,
         ]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HFT_")}
         self.env.update(
@@ -96,6 +97,17 @@ class ApiProcess:
                         return
                 await asyncio.sleep(0.05)
         raise TimeoutError(self.log.read_text()[-3000:])
+
+    def workers(self) -> list[int]:
+        """The pids of the worker processes (with --workers N)."""
+        import psutil
+
+        assert self.proc is not None
+        return [
+            child.pid
+            for child in psutil.Process(self.proc.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -231,6 +243,35 @@ async def test_kill_backend_during_load(engine, db_url, tmp_path):
         # the restarted backend serves the same users and keeps trading
         r = await clients[0].get("/api/v1/portfolio")
         assert r.status_code == 200
+        statuses = await _run_load(clients, 0.5, lambda: None, 0.0)
+        assert 201 in statuses
+        for c in clients:
+            await c.aclose()
+        assert await check_consistency(db_url, engine.address) > 0
+    finally:
+        api.kill()
+
+
+async def test_kill_each_of_two_workers_during_load(engine, db_url, tmp_path):
+    """With two workers one projection applies and the other follows its commit
+    notices; whichever is killed, the other (or the one started in its place) applies
+    what is left, exactly once."""
+    api = ApiProcess(tmp_path, db_url, engine.address, "--workers", "2")
+    await api.start()
+    try:
+        clients = await _register(api.url)
+        for _ in range(2):
+            workers = api.workers()
+            assert len(workers) == 2
+            statuses = await _run_load(
+                clients, 1.5, lambda pid=workers[0]: os.kill(pid, signal.SIGKILL), 1.5
+            )
+            assert 201 in statuses
+        # The supervisor replaced the killed workers; trading goes on.
+        end = time.monotonic() + 60
+        while len(api.workers()) < 2 or (await clients[0].get("/health")).status_code != 200:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.2)
         statuses = await _run_load(clients, 0.5, lambda: None, 0.0)
         assert 201 in statuses
         for c in clients:
