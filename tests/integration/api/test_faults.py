@@ -231,6 +231,17 @@ async def check_consistency(db_url: str, engine_address: str) -> int:
         await db.dispose()
 
 
+async def _trade_on_and_check(
+    clients: list[httpx.AsyncClient], db_url: str, engine_address: str
+) -> None:
+    """Trading goes on after the fault; then everything reconciles (check_consistency)."""
+    statuses = await _run_load(clients, 0.5, lambda: None, 0.0)
+    assert 201 in statuses
+    for c in clients:
+        await c.aclose()
+    assert await check_consistency(db_url, engine_address) > 0
+
+
 async def test_kill_backend_during_load(engine, db_url, tmp_path):
     api = ApiProcess(tmp_path, db_url, engine.address)
     await api.start()
@@ -243,11 +254,7 @@ async def test_kill_backend_during_load(engine, db_url, tmp_path):
         # the restarted backend serves the same users and keeps trading
         r = await clients[0].get("/api/v1/portfolio")
         assert r.status_code == 200
-        statuses = await _run_load(clients, 0.5, lambda: None, 0.0)
-        assert 201 in statuses
-        for c in clients:
-            await c.aclose()
-        assert await check_consistency(db_url, engine.address) > 0
+        await _trade_on_and_check(clients, db_url, engine.address)
     finally:
         api.kill()
 
@@ -272,11 +279,7 @@ async def test_kill_each_of_two_workers_during_load(engine, db_url, tmp_path):
         while len(api.workers()) < 2 or (await clients[0].get("/health")).status_code != 200:
             assert time.monotonic() < end
             await asyncio.sleep(0.2)
-        statuses = await _run_load(clients, 0.5, lambda: None, 0.0)
-        assert 201 in statuses
-        for c in clients:
-            await c.aclose()
-        assert await check_consistency(db_url, engine.address) > 0
+        await _trade_on_and_check(clients, db_url, engine.address)
     finally:
         api.kill()
 
@@ -294,8 +297,4 @@ async def test_kill_engine_during_load(app, engine, db_url):
     while (await clients[0].get("/health")).status_code != 200:
         assert time.monotonic() < end
         await asyncio.sleep(0.1)
-    statuses = await _run_load(clients, 0.5, lambda: None, 0.0)
-    assert 201 in statuses
-    for c in clients:
-        await c.aclose()
-    assert await check_consistency(db_url, engine.address) > 0
+    await _trade_on_and_check(clients, db_url, engine.address)
