@@ -42,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hft.api.audit import audit_values
 from hft.api.trading import metrics
-from hft.api.trading.repo import held_leaves
 from hft.db.base import Numeric, utcnow
 from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
@@ -455,7 +454,7 @@ def _exposure_branches(dialect: str, *extra: ColumnElement[Any]) -> tuple[Select
             _ORDERS.c.symbol,
             _ORDERS.c.side,
             func.count(),
-            func.sum(held_leaves()),
+            func.sum(OrderRow.held_leaves_lots),
             sql_cast(null(), Numeric()),
             *extra,
         )

@@ -557,9 +557,7 @@ async def amend_order(
             )
         except ServiceError as exc:
             raise api_error(exc) from None
-        # The open lots the checks count for this order: its leaves, or what an amend
-        # still in flight asked for when that is more (`held_leaves`).
-        held = max(fresh.leaves_lots, fresh.amend_leaves_lots or 0)
+        held = fresh.held_leaves_lots
         _n_open, open_buy, open_sell = await open_exposure(session, account_id, fresh.symbol)
         limits, halted = await rt.limits_for(session, account_id)
         try:

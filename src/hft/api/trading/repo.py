@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hft.api.trading.config import TradingSettings
@@ -75,22 +75,13 @@ async def fills_of(session: AsyncSession, order_id: int) -> list[FillRow]:
     return list(rows.scalars())
 
 
-def held_leaves() -> ColumnElement[int]:
-    """An order's open lots as the risk checks count them: its leaves, or the leaves an
-    amend in flight asked for when that is more (`OrderRow.amend_leaves_lots`)."""
-    return case(
-        (OrderRow.amend_leaves_lots > OrderRow.leaves_lots, OrderRow.amend_leaves_lots),
-        else_=OrderRow.leaves_lots,
-    )
-
-
 async def open_exposure(
     session: AsyncSession, account_id: int, symbol: str
 ) -> tuple[int, int, int]:
     """(open orders over all symbols, open buy leaves, open sell leaves in `symbol`) in
     lots."""
     rows = await session.execute(
-        select(OrderRow.symbol, OrderRow.side, func.count(), func.sum(held_leaves()))
+        select(OrderRow.symbol, OrderRow.side, func.count(), func.sum(OrderRow.held_leaves_lots))
         .where(OrderRow.account_id == account_id, OrderRow.status.in_(OPEN_STATUSES))
         .group_by(OrderRow.symbol, OrderRow.side)
     )

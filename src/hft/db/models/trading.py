@@ -15,12 +15,15 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     UniqueConstraint,
+    case,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hft.db.base import Base, BigIntId, Numeric, UtcDateTime, utcnow
@@ -75,8 +78,8 @@ class OrderRow(Base):
     leaves_lots: Mapped[int] = mapped_column(BigInteger, default=0)
     # The open lots an amend asked the engine for, above `leaves_lots`, until the
     # projection applies the engine's answer to it: the risk checks count the larger of
-    # the two (hft.api.trading.repo.held_leaves), so an order entered meanwhile sees the
-    # amend's new quantity.
+    # the two (`held_leaves_lots`), so an order entered meanwhile sees the amend's new
+    # quantity.
     amend_leaves_lots: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     filled_quantity: Mapped[Decimal] = mapped_column(Numeric(), default=ZERO)
     filled_notional: Mapped[Decimal] = mapped_column(Numeric(), default=ZERO)
@@ -88,6 +91,20 @@ class OrderRow(Base):
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @hybrid_property
+    def held_leaves_lots(self) -> int:
+        """The open lots the risk checks count: the leaves, or what an amend in flight
+        asked for when that is more (`amend_leaves_lots`); in SQL too."""
+        return max(self.leaves_lots, self.amend_leaves_lots or 0)
+
+    @held_leaves_lots.inplace.expression
+    @classmethod
+    def _held_leaves_lots(cls) -> ColumnElement[int]:
+        return case(
+            (cls.amend_leaves_lots > cls.leaves_lots, cls.amend_leaves_lots),
+            else_=cls.leaves_lots,
+        )
 
 
 class FillRow(Base):

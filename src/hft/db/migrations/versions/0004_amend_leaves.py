@@ -4,7 +4,7 @@ projection applies the engine's answer.
 An amend that raises an order's quantity is checked and reserved before the engine sees
 it, but the order's `leaves_lots` only change when the projection applies the engine's
 answer. The risk checks of orders entered in between count the larger of the two
-(hft.api.trading.repo.held_leaves), so the amend and those orders cannot together pass
+(OrderRow.held_leaves_lots), so the amend and those orders cannot together pass
 a position limit that each would only pass alone.
 
 Revision ID: 0004_amend_leaves
