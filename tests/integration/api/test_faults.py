@@ -99,15 +99,26 @@ class ApiProcess:
         raise TimeoutError(self.log.read_text()[-3000:])
 
     def workers(self) -> list[int]:
-        """The pids of the worker processes (with --workers N)."""
+        """The pids of the live worker processes (with --workers N); a killed one the
+        supervisor has not reaped yet (a zombie) is not counted."""
         import psutil
 
         assert self.proc is not None
-        return [
-            child.pid
-            for child in psutil.Process(self.proc.pid).children()
-            if "spawn_main" in " ".join(child.cmdline())
-        ]
+        pids = []
+        for child in psutil.Process(self.proc.pid).children():
+            with contextlib.suppress(psutil.Error):
+                if "spawn_main" in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+        return pids
+
+    async def wait_workers(self, n: int, limit: float = 60.0) -> list[int]:
+        """The pids of the workers once `n` of them are alive (the supervisor starts
+        one in place of each that dies)."""
+        end = time.monotonic() + limit
+        while len(workers := self.workers()) != n:
+            assert time.monotonic() < end, workers
+            await asyncio.sleep(0.1)
+        return workers
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -268,15 +279,15 @@ async def test_kill_each_of_two_workers_during_load(engine, db_url, tmp_path):
     try:
         clients = await _register(api.url)
         for _ in range(2):
-            workers = api.workers()
-            assert len(workers) == 2
+            workers = await api.wait_workers(2)
             statuses = await _run_load(
                 clients, 1.5, lambda pid=workers[0]: os.kill(pid, signal.SIGKILL), 1.5
             )
             assert 201 in statuses
         # The supervisor replaced the killed workers; trading goes on.
         end = time.monotonic() + 60
-        while len(api.workers()) < 2 or (await clients[0].get("/health")).status_code != 200:
+        await api.wait_workers(2)
+        while (await clients[0].get("/health")).status_code != 200:
             assert time.monotonic() < end
             await asyncio.sleep(0.2)
         await _trade_on_and_check(clients, db_url, engine.address)
