@@ -1232,7 +1232,10 @@ class Projection:
         self._leading = True
 
     async def start(self) -> None:
-        async with self._sessionmaker() as session, session.begin():
+        # A write transaction: the cursor row is created on first use, and on SQLite a
+        # read transaction that then writes fails at once when another process (a second
+        # worker starting beside this one) is writing, instead of waiting its turn.
+        async with self._sessionmaker() as session, write_transaction(session):
             conn = await session.connection()
             self.last = await conn.run_sync(cursor_position, lock=False)
         # A cursor in the middle of a sequence means that sequence is not complete yet.
