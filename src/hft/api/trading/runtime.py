@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -176,7 +176,10 @@ class TradingRuntime:
 
         One upsert: several backend processes starting at once on a fresh database all
         insert the same instruments, and a read-then-insert would let all but one fail
-        on the primary key (PostgreSQL runs these transactions side by side). A row
+        on the primary key (PostgreSQL runs these transactions side by side). The upsert
+        settles a conflict on the symbol only, so on PostgreSQL the processes also take
+        turns (a transaction-level advisory lock): two inserting the same instrument at
+        once would otherwise collide on its other unique column, `symbol_id`. A row
         that already matches the engine is left alone, keeping its updated_at.
         """
         listed = await self.client.list_instruments()
@@ -197,9 +200,13 @@ class TradingRuntime:
             for inst in listed.instruments
         ]
         if rows:
+            dialect = self.db.engine.dialect.name
             async with self.db.session() as session, write_transaction(session):
-                statement = _UPSERT_INSTRUMENTS[self.db.engine.dialect.name]
-                await session.execute(statement, rows)
+                if dialect == "postgresql":
+                    await session.execute(
+                        text(f"SELECT pg_advisory_xact_lock({_PG_INSTRUMENTS_LOCK})")
+                    )
+                await session.execute(_UPSERT_INSTRUMENTS[dialect], rows)
         self.instruments = {i.symbol: info_from_pb(i) for i in listed.instruments}
         self.instruments_synced = True
 
@@ -297,6 +304,8 @@ def _upsert_instruments(insert: Any) -> Any:
     )
 
 
+# Any constant works; it only has to be the same in every backend process.
+_PG_INSTRUMENTS_LOCK = 0x48465449  # "HFTI"
 _UPSERT_INSTRUMENTS = {
     "postgresql": _upsert_instruments(pg_insert),
     "sqlite": _upsert_instruments(sqlite_insert),
