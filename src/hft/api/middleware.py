@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hft.api.errors import database_unavailable, error_json
 from hft.api.logs import request_id_var
-from hft.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
+from hft.api.metrics import HTTP_LATENCY_BY, HTTP_REQUESTS_BY, RATE_LIMITED
 from hft.api.ratelimit import RateLimiter, too_many_requests
 
 log = logging.getLogger("hft.api")
@@ -235,8 +235,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             label = route_template(scope)
-            HTTP_REQUESTS.labels(method, label, str(status)).inc()
-            HTTP_LATENCY.labels(method, label).observe(elapsed)
+            HTTP_REQUESTS_BY(method, label, str(status)).inc()
+            HTTP_LATENCY_BY(method, label).observe(elapsed)
             if self.access_log:
                 access_log.info(
                     "%s %s %d",

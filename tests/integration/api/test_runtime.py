@@ -89,3 +89,28 @@ async def test_backends_starting_together_sync_instruments_once(
             await rt.client.close()
         for db in databases:
             await db.dispose()
+
+
+async def test_limits_are_served_from_the_cache_until_it_expires(
+    db_url: str, engine: EngineProcess
+) -> None:
+    # Order entry asks the cache first and opens no session while every account it
+    # checks is cached; a stale or cleared entry is read again.
+    db = Database(db_url, pool_size=1)
+    rt = TradingRuntime(db, engine.address, TradingSettings(limits_cache_s=0.2))
+    try:
+        await upgrade(db.engine)
+        assert rt.cached_limits(7) is None
+        async with db.session() as session:
+            limits = await rt.limits_for(session, 7)
+        assert rt.cached_limits(7) == limits
+        assert rt.cached_limits(8) is None
+        rt.limits_changed()
+        assert rt.cached_limits(7) is None
+        async with db.session() as session:
+            await rt.limits_for(session, 7)
+        await asyncio.sleep(0.25)
+        assert rt.cached_limits(7) is None
+    finally:
+        await rt.client.close()
+        await db.dispose()

@@ -155,9 +155,21 @@ class OrderEntry:
         checked = sorted({int(i.values["account_id"]) for i in batch if i.check_risk})
         if self._chain is not None:
             # Limits are cached (and may be that stale anyway): a missing one is read
-            # before the transaction.
-            async with rt.db.session() as session:
-                limits = {a: await rt.limits_for(session, a) for a in checked}
+            # before the transaction. Only then is a session opened: closing one costs
+            # an event-loop turn (SQLAlchemy shields the close in a task of its own),
+            # which every batch would wait for.
+            limits: dict[int, tuple[RiskLimits, bool]] = {}
+            missing = []
+            for a in checked:
+                cached = rt.cached_limits(a)
+                if cached is None:
+                    missing.append(a)
+                else:
+                    limits[a] = cached
+            if missing:
+                async with rt.db.session() as session:
+                    for a in missing:
+                        limits[a] = await rt.limits_for(session, a)
 
             async def work(
                 conn: AsyncConnection,
@@ -174,7 +186,7 @@ class OrderEntry:
                 limits = {a: await rt.limits_for(session, a) for a in checked}
                 conn = await session.connection()
                 results = await conn.run_sync(self._write_sync, batch, ids, limits)
-        metrics.BATCH_SIZE.labels("entry").observe(len(batch))
+        metrics.BATCH_SIZE_BY("entry").observe(len(batch))
         for item, result in results:
             if item.future.done():
                 continue

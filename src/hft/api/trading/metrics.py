@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from hft.api.metrics import labeled
+
 
 def _build(
     registry: CollectorRegistry,
@@ -58,3 +60,9 @@ def _build(
     PROJECTION_EVENTS,
     BATCH_SIZE,
 ) = _build(REGISTRY)
+
+# The hot paths' lookups of labeled children (see `labeled`).
+ORDERS_BY = labeled(ORDERS)
+ENGINE_RTT_BY = labeled(ENGINE_RTT)
+PROJECTION_EVENTS_BY = labeled(PROJECTION_EVENTS)
+BATCH_SIZE_BY = labeled(BATCH_SIZE)

@@ -276,7 +276,7 @@ async def create_order(
             raise
         return await _replay(rt, known, spec)
     order_id = order.id
-    metrics.ORDERS.labels(order.status).inc()
+    metrics.ORDERS_BY(order.status).inc()
     if no_liquidity:
         return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
     req = order_request(

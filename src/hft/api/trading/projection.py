@@ -695,10 +695,10 @@ class BatchApplier:
                 kinds[ev.type] += 1
             self._write()
             for kind, n in kinds.items():
-                metrics.PROJECTION_EVENTS.labels(EVENT_TYPE_NAMES.get(kind, str(kind))).inc(n)
+                metrics.PROJECTION_EVENTS_BY(EVENT_TYPE_NAMES.get(kind, str(kind))).inc(n)
             for oid, order in self.out.orders.items():
                 if self._status_before.get(oid) != order.status:
-                    metrics.ORDERS.labels(order.status).inc()
+                    metrics.ORDERS_BY(order.status).inc()
         if self.observe is not None and len(todo) < len(fresh) and self.observe():
             self._observe(fresh[: len(fresh) - len(todo)])
         return len(todo)
@@ -1346,7 +1346,7 @@ class Projection:
             while len(batch) < self.batch and not self._queue.empty():
                 batch.extend(self._queue.get_nowait())
             metrics.PROJECTION_LAG.set(self._queue.qsize())
-            metrics.BATCH_SIZE.labels("projection").observe(len(batch))
+            metrics.BATCH_SIZE_BY("projection").observe(len(batch))
             while True:
                 try:
                     result = await self._settle(batch)

@@ -126,7 +126,7 @@ class TradingRuntime:
             self._engine_state = "unavailable"
             raise
         finally:
-            metrics.ENGINE_RTT.labels(name).observe(time.perf_counter() - start)
+            metrics.ENGINE_RTT_BY(name).observe(time.perf_counter() - start)
         return result
 
     async def _monitor(self) -> None:
@@ -146,13 +146,20 @@ class TradingRuntime:
             await asyncio.sleep(1.0 if self._engine_state == "ok" else 0.3)
 
     # -- risk limits ----------------------------------------------------------------
+    def cached_limits(self, account_id: int) -> tuple[RiskLimits, bool] | None:
+        """`limits_for` from the cache alone: None when it would read the database."""
+        hit = self._limits_cache.get(account_id)
+        if hit is not None and time.monotonic() - hit[0] < self.settings.limits_cache_s:
+            return hit[1], hit[2]
+        return None
+
     async def limits_for(self, session: AsyncSession, account_id: int) -> tuple[RiskLimits, bool]:
         """Effective limits of an account and the global halt, cached for
         `limits_cache_s` (a change made through this process applies at once)."""
+        cached = self.cached_limits(account_id)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        hit = self._limits_cache.get(account_id)
-        if hit is not None and now - hit[0] < self.settings.limits_cache_s:
-            return hit[1], hit[2]
         defaults, own = await limit_rows(session, account_id)
         limits, halted = effective_limits(self.settings, defaults, own)
         if len(self._limits_cache) > 100_000:
