@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,20 @@ TITLE = "Backend order entry (POST /api/v1/orders)"
 PASSWORD = "bench-password-1"
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+_at_least_one = _at_least(1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=3000,
         help="measured POST /orders per run at 32 clients (a third at 1 client)",
+    )
+    g.add_argument(
+        "--api-warmup",
+        type=_at_least(0),
+        default=1000,
+        help="unmeasured POST /orders before each measured run (at least 4 per client)",
     )
     g.add_argument(
         "--api-postgres-url",
@@ -400,6 +413,13 @@ async def _run(
             statuses[status] = statuses.get(status, 0) + 1
 
 
+def _warm_up(port: int, tokens: list[str | None], clients: int, orders: int) -> None:
+    """Unmeasured orders before a measured run, so it measures the steady state rather
+    than the first batches on a cold database, connection pool and CPU caches."""
+    if orders > 0:
+        asyncio.run(_drive(port, tokens, clients, orders))
+
+
 def _register(base: str, users: int = 2) -> list[str | None]:
     tokens: list[str | None] = []
     with httpx.Client(base_url=base, timeout=30) as c:
@@ -482,6 +502,7 @@ def _bench_backend(
     requests: int,
     workers: int = 1,
     users: int = 2,
+    warmup: int = 0,
 ) -> list[dict[str, Any]]:
     if workers > 1:
         label = f"{label}, {workers} workers"
@@ -495,6 +516,7 @@ def _bench_backend(
         cpu = _Cpu(api.proc.pid, engine.proc.pid, database=db_url.startswith("postgresql"))
         for clients in levels:
             n = requests if clients > 1 else max(200, requests // 3)
+            _warm_up(port, tokens, clients, warmup if clients > 1 else warmup // 5)
             before = httpx.get(base + "/metrics").text
             row = asyncio.run(_drive(port, tokens, clients, n, cpu))
             after = httpx.get(base + "/metrics").text
@@ -510,7 +532,9 @@ def _bench_backend(
     return rows
 
 
-def _bench_bare(tmp: Path, levels: list[int], requests: int) -> list[dict[str, Any]]:
+def _bench_bare(
+    tmp: Path, levels: list[int], requests: int, warmup: int = 0
+) -> list[dict[str, Any]]:
     port = _free_port()
     proc = _Proc(
         [sys.executable, "-m", "hft.bench.api", "--bare-server", str(port)],
@@ -522,6 +546,7 @@ def _bench_bare(tmp: Path, levels: list[int], requests: int) -> list[dict[str, A
         proc.wait_http(f"http://127.0.0.1:{port}/docs")
         for clients in levels:
             n = requests if clients > 1 else max(200, requests // 3)
+            _warm_up(port, [None], clients, warmup if clients > 1 else warmup // 5)
             row = asyncio.run(_drive(port, [None], clients, n, _Cpu(proc.proc.pid)))
             rows.append(
                 {"server": "bare FastAPI, same validation", **row, "projection_lag_p99_ms": None}
@@ -688,8 +713,7 @@ def _alternate(
             cpus[side] = _Cpu(
                 proc.proc.pid, engine_proc.pid, database=urls[side].startswith("postgresql")
             )
-            # Warm-up, not measured.
-            asyncio.run(_drive(port, tokens[side], clients, min(600, args.api_requests)))
+            _warm_up(port, tokens[side], clients, args.api_warmup)
         sides = list(urls)
         for r in range(rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
@@ -710,7 +734,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hft-bench-api-") as d:
         tmp = Path(d)
-        rows += _bench_bare(tmp, levels, args.api_requests)
+        rows += _bench_bare(tmp, levels, args.api_requests, args.api_warmup)
         with EngineProcess(tmp / "engine-sqlite") as engine:
             rows += _bench_backend(
                 tmp,
@@ -720,6 +744,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 levels,
                 args.api_requests,
                 users=args.api_users,
+                warmup=args.api_warmup,
             )
         if args.api_postgres_url:
             from hft.db.testing import TemporaryPostgres
@@ -736,6 +761,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         levels,
                         args.api_requests,
                         users=args.api_users,
+                        warmup=args.api_warmup,
                     )
                     if args.api_workers > 1:
                         notes.append(
@@ -755,6 +781,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             args.api_requests,
                             workers=args.api_workers,
                             users=args.api_users,
+                            warmup=args.api_warmup,
                         )
             finally:
                 pg.close_sync()

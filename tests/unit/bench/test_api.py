@@ -101,3 +101,8 @@ def test_bad_comparison_options_are_refused_with_a_message(
             cli.main(["api", "--api-baseline", "HEAD", "--api-rounds", rounds])
         assert exit_.value.code == 2
         assert "--api-rounds" in capsys.readouterr().err
+    for warmup in ("-1", "some"):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["api", "--api-warmup", warmup])
+        assert exit_.value.code == 2
+        assert "--api-warmup" in capsys.readouterr().err
