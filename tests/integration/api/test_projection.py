@@ -706,6 +706,87 @@ async def test_the_engines_answer_to_an_amend_ends_its_hold(db_url):
     assert got[1].quantity == 15
 
 
+def _needs(lots: int) -> D:
+    """What a buy of `lots` at 190.00 reserves."""
+    inst = bench.make_stream(1).instruments["AAPL"]
+    return reservation("buy", 19_000, lots, inst, bench.FEES.taker_bps, 8)
+
+
+async def _apply_amends(
+    db_url: str, held: int, after_accept: list[list[pb.ExecutionEvent]]
+) -> list[tuple[Any, ...]]:
+    """Alice's buy of 10 at 190.00 with two raising amends in flight, the later asking
+    for `held` lots (held and reserved); accepted, then `after_accept` applied command by
+    command. After each: (leaves, hold, amends in flight, its reservation, Alice's)."""
+    order = _order(1, ALICE, "buy", 19_000, 10)
+    order.update(amend_leaves_lots=held, amends_in_flight=2, reserved=_needs(held))
+    stream = bench.make_stream(1)
+    stream.accounts = [ALICE, BOB]
+    stream.orders = [order]
+    stream.reserved = {ALICE: _needs(held), BOB: D(0)}
+    stream.commands = [[_ev(1, pb.EVENT_TYPE_ACCEPTED, 1, ALICE, leaves_quantity=10)]]
+    stream.commands += after_accept
+    seen = []
+    async with _database(db_url, stream) as engine:
+        projection = _projection(engine)
+        for command in stream.commands:
+            assert await projection._apply(command) is not None
+            async with make_sessionmaker(engine)() as s:
+                row = await s.get(OrderRow, 1)
+                account = await s.get(Account, ALICE)
+                assert row is not None
+                assert account is not None
+                seen.append(
+                    (
+                        row.leaves_lots,
+                        row.amend_leaves_lots,
+                        row.amends_in_flight,
+                        row.reserved,
+                        account.reserved_cash,
+                    )
+                )
+    return seen
+
+
+async def test_an_earlier_amends_answer_keeps_what_a_later_one_asked_for(db_url):
+    """Two amends raised an order one after the other (10 to 15, then to 20 lots), and
+    both were held and reserved before the engine saw them. The answer to the first must
+    not release what the second, still on its way, asked for: the hold and the
+    reservation end with the last answer, exact from then on."""
+    seen = await _apply_amends(
+        db_url,
+        20,
+        [
+            [_ev(2, pb.EVENT_TYPE_AMENDED, 1, ALICE, price=19_000, quantity=15)],
+            # A fill of 5 while the second amend is on its way: the leaves drop, the
+            # reservation of the amend in flight stays.
+            [_trade(3, 9, BOB, 1, ALICE, 19_000, 5, 0, 10, 1, side=pb.SIDE_SELL)],
+            [_ev(4, pb.EVENT_TYPE_AMENDED, 1, ALICE, price=19_000, quantity=20)],
+        ],
+    )
+    twenty = _needs(20)
+    assert seen == [
+        (10, 20, 2, twenty, twenty),
+        (15, 20, 1, twenty, twenty),
+        (10, 20, 1, twenty, twenty),
+        (20, None, 0, twenty, twenty),
+    ]
+
+
+async def test_an_amend_rejected_last_makes_the_reservation_exact_again(db_url):
+    """The later of two raising amends is rejected: once nothing is in flight the order
+    reserves what its leaves need, no longer what the rejected amend asked for."""
+    rejected = _ev(
+        3, pb.EVENT_TYPE_AMEND_REJECTED, 1, ALICE, reject_reason=pb.REJECT_REASON_PRICE_OUT_OF_BAND
+    )
+    seen = await _apply_amends(
+        db_url,
+        30,
+        [[_ev(2, pb.EVENT_TYPE_AMENDED, 1, ALICE, price=19_000, quantity=15)], [rejected]],
+    )
+    assert seen[-1] == (15, None, 0, _needs(15), _needs(15))
+
+
 async def test_statements_per_batch_do_not_grow_with_its_size(db_url):
     stream = bench.make_stream(400, seed=6)
     async with _database(db_url, stream) as engine:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import pytest
 
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     engine_fixture,
     place,
     settings_overrides_fixture,
+    trader_with_max_position,
     trading_overrides_fixture,
     with_trading_fixture,
 )
 from hft.db.models.trading import OrderRow
+from hft.engine.client import EngineRequestError
 
 
 async def test_limits_defaults_and_per_user(make_user):
@@ -117,9 +120,7 @@ async def test_an_amend_on_its_way_to_the_engine_counts_against_new_orders(
     # leaves change only when its answer is applied: meanwhile a new order must be
     # checked against the amended quantity, or the two together pass a position limit
     # that each passes alone (30 raised to 50, then 20 more: 70 > 60).
-    admin, bob = await make_user(admin=True), await make_user()
-    r = await admin.put("/api/v1/risk/limits", json={"user_id": bob.user_id, "max_position": "60"})
-    assert r.status_code == 200, r.text
+    bob = await trader_with_max_position(make_user, "60")
     order = await place(bob, side="buy", quantity="30", price="182.00")
     client = app.state.trading.client
     forward = client.amend_order
@@ -141,5 +142,37 @@ async def test_an_amend_on_its_way_to_the_engine_counts_against_new_orders(
         assert row is not None
         assert (row.leaves_lots, row.amend_leaves_lots) == (50, None)
     await place(bob, side="buy", quantity="10", price="182.00")
+    r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
+    assert r["error"]["code"] == "position_limit"
+
+
+async def _amend_state(app: Any, order_id: int) -> tuple[int, int | None, int, str]:
+    async with app.state.db.session() as session:
+        row = await session.get(OrderRow, order_id)
+        assert row is not None
+        return row.leaves_lots, row.amend_leaves_lots, row.amends_in_flight, str(row.reserved)
+
+
+async def test_an_amend_the_engine_refused_holds_nothing(
+    app, make_user, monkeypatch: pytest.MonkeyPatch
+):
+    # Refused before sequencing, the amend never reaches the book and no answer to it
+    # will come: its hold and its reservation end with the refusal, or the order would
+    # count 50 until it ends (and the next 30 would pass no limit of 60).
+    bob = await trader_with_max_position(make_user, "60")
+    order = await place(bob, side="buy", quantity="30", price="182.00")
+    before = await _amend_state(app, int(order["id"]))
+    reserved = (await bob.get("/api/v1/account")).json()["reserved_cash"]
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise EngineRequestError(grpc.StatusCode.INVALID_ARGUMENT, "amend refused")
+
+    monkeypatch.setattr(app.state.trading.client, "amend_order", refuse)
+    r = await bob.patch(f"/api/v1/orders/{order['id']}", json={"quantity": "50"})
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["code"] == "engine_refused"
+    assert await _amend_state(app, int(order["id"])) == before == (30, None, 0, before[3])
+    assert (await bob.get("/api/v1/account")).json()["reserved_cash"] == reserved
+    await place(bob, side="buy", quantity="30", price="182.00")
     r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
     assert r["error"]["code"] == "position_limit"

@@ -548,10 +548,12 @@ _SET_RESERVED = (
 _INSERT_ORDERS = insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True)
 _INSERT_AUDIT = insert(_AUDIT)
 
-# What order entry writes of a new order: every column but the id and the average price
-# (none yet).
+# What order entry writes of a new order: every column but the id, and those no new
+# order has yet (their defaults): the average price and the amends in flight.
 _PG_ORDER_COLUMNS = tuple(
-    (c.name, c.name) for c in _ORDERS.c if c.name not in ("id", "average_price")
+    (c.name, c.name)
+    for c in _ORDERS.c
+    if c.name not in ("id", "average_price", "amends_in_flight", "amend_sent_at")
 )
 _PG_AUDIT_COLUMNS = tuple(
     (c, c) for c in ("ts", "user_id", "action", "details", "ip", "request_id")

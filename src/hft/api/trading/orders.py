@@ -34,6 +34,7 @@ from hft.api.trading.common import (
 )
 from hft.api.trading.entry import AccountMissingError, EntryRequest
 from hft.api.trading.projection import reject_reason
+from hft.api.trading.reconcile import release_amends
 from hft.api.trading.repo import (
     account_of_user,
     fills_of,
@@ -619,6 +620,10 @@ async def amend_order(
             # `entry_version` check, see lock_accounts_with_exposure).
             fresh.amend_leaves_lots = spec.leaves_lots
             account.entry_version = account.entry_version + 1
+        # Counted until the engine's answer is applied (or the engine is proven never to
+        # have had it): the hold and the reservation stay while any amend is in flight.
+        fresh.amends_in_flight = fresh.amends_in_flight + 1
+        fresh.amend_sent_at = utcnow()
         record(
             session,
             "order.amend",
@@ -639,6 +644,8 @@ async def amend_order(
     except EngineUnavailable:
         raise engine_unavailable() from None
     except EngineRequestError as exc:
+        # Refused before sequencing: no answer will come, so this amend is not in flight.
+        await release_amends(rt, oid, sent_before=None)
         raise engine_refused(exc) from None
     if resp.events:
         await rt.projection.wait_applied(resp.sequence, rt.settings.response_wait_s)

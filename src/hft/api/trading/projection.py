@@ -239,6 +239,7 @@ _ORDER_CHANGES = (
     "filled_lots",
     "leaves_lots",
     "amend_leaves_lots",
+    "amends_in_flight",
     "filled_quantity",
     "filled_notional",
     "average_price",
@@ -905,7 +906,7 @@ class BatchApplier:
             order["reason"] = "day_expired"
             order["leaves_lots"] = 0
         elif kind == _AMENDED:
-            order["amend_leaves_lots"] = None
+            self._amend_answered(order)
             order["price_ticks"] = ev.price
             if order["type"] == "limit":
                 order["price"] = step.price(ev.price)
@@ -913,7 +914,7 @@ class BatchApplier:
             order["quantity_lots"] = order["filled_lots"] + ev.quantity
             order["quantity"] = step.quantity(order["quantity_lots"])
         elif kind == _AMEND_REJECTED:
-            order["amend_leaves_lots"] = None
+            self._amend_answered(order)
         elif kind not in _NO_CHANGE:
             return
         order["last_sequence"] = ev.sequence
@@ -921,8 +922,20 @@ class BatchApplier:
         self._rereserve(order, step)
         self._changed[order["id"]] = order
 
+    @staticmethod
+    def _amend_answered(order: dict[str, Any]) -> None:
+        """One amend of `order` answered (Amended or AmendRejected). Its hold ends with
+        the last one in flight: an earlier amend's answer must not release what a later
+        one, still on its way, asked for."""
+        left = max(0, order["amends_in_flight"] - 1)
+        order["amends_in_flight"] = left
+        if left == 0:
+            order["amend_leaves_lots"] = None
+
     def _rereserve(self, order: dict[str, Any], step: _Step) -> None:
-        """Reservation = f(side, price, leaves) while open, 0 once final."""
+        """Reservation = f(side, price, leaves) while open, 0 once final. While amends
+        are in flight it is never lowered: each was reserved before it was sent, and
+        what a later one asked for stays reserved until it is answered."""
         if order["status"] in OPEN:
             new = reservation(
                 order["side"],
@@ -932,6 +945,8 @@ class BatchApplier:
                 self.fees.taker_bps,
                 self.fees.places,
             )
+            if order["amends_in_flight"] > 0:
+                new = max(new, order["reserved"])
         else:
             new = ZERO
         delta = new - order["reserved"]

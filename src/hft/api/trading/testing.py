@@ -15,7 +15,7 @@ so every test starts from an empty book and an empty execution stream.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,26 @@ async def place(
     return data
 
 
+async def trader_with_max_position(
+    make_user: Callable[..., Awaitable[Any]], max_position: str
+) -> Any:
+    """A new trader (its client, from the `make_user` fixture) whose position limit an
+    admin set to `max_position`."""
+    admin, trader = await make_user(admin=True), await make_user()
+    r = await admin.put(
+        "/api/v1/risk/limits", json={"user_id": trader.user_id, "max_position": max_position}
+    )
+    assert r.status_code == 200, r.text
+    return trader
+
+
 __all__ = [
     "TRADING_TEST_SETTINGS",
     "engine_fixture",
     "free_port",
     "place",
     "settings_overrides_fixture",
+    "trader_with_max_position",
     "trading_overrides_fixture",
     "with_trading_fixture",
 ]

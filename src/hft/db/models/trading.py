@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     case,
+    text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
@@ -59,6 +60,13 @@ class OrderRow(Base):
         Index("ix_orders_account_id_status", "account_id", "status"),
         Index("ix_orders_account_id_id", "account_id", "id"),
         Index("ix_orders_status_created_at", "status", "created_at"),
+        # The few orders with amends awaiting the engine, for reconciliation.
+        Index(
+            "ix_orders_amend_sent_at_in_flight",
+            "amend_sent_at",
+            postgresql_where=text("amends_in_flight > 0"),
+            sqlite_where=text("amends_in_flight > 0"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -81,6 +89,12 @@ class OrderRow(Base):
     # the two (`held_leaves_lots`), so an order entered meanwhile sees the amend's new
     # quantity.
     amend_leaves_lots: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Amends sent to the engine and not answered yet (each gets one Amended or
+    # AmendRejected), and when the latest was sent. While any is in flight the hold stays
+    # and the projection does not lower the reservation; reconciliation releases amends
+    # the engine is proven never to have sequenced.
+    amends_in_flight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    amend_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     filled_quantity: Mapped[Decimal] = mapped_column(Numeric(), default=ZERO)
     filled_notional: Mapped[Decimal] = mapped_column(Numeric(), default=ZERO)
     average_price: Mapped[Decimal | None] = mapped_column(Numeric(), nullable=True)
