@@ -106,3 +106,20 @@ def test_bad_comparison_options_are_refused_with_a_message(
             cli.main(["api", "--api-warmup", warmup])
         assert exit_.value.code == 2
         assert "--api-warmup" in capsys.readouterr().err
+
+
+def test_a_run_of_bursts_reports_the_median_one_whole_with_the_range() -> None:
+    runs = [
+        {"orders_per_s": 1500, "p99_ms": 30.0},
+        {"orders_per_s": 900, "p99_ms": 110.0},
+        {"orders_per_s": 1400, "p99_ms": 35.0},
+    ]
+    row = api._median_burst(runs)
+    assert (row["orders_per_s"], row["p99_ms"], row["orders_per_s_range"]) == (
+        1400,
+        35.0,
+        "900-1,500",
+    )
+    # An even number: the lower middle one, never a mix of two bursts.
+    assert api._median_burst([*runs, {"orders_per_s": 1450, "p99_ms": 31.0}])["p99_ms"] == 35.0
+    assert api._median_burst(runs[:1])["orders_per_s_range"] is None
