@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -140,7 +142,7 @@ async def test_an_amend_on_its_way_to_the_engine_counts_against_new_orders(
     async with app.state.db.session() as session:
         row = await session.get(OrderRow, int(order["id"]))
         assert row is not None
-        assert (row.leaves_lots, row.amend_leaves_lots) == (50, None)
+        assert (row.leaves_lots, row.amend_leaves_lots, row.amends_in_flight) == (50, None, 0)
     await place(bob, side="buy", quantity="10", price="182.00")
     r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
     assert r["error"]["code"] == "position_limit"
@@ -174,5 +176,27 @@ async def test_an_amend_the_engine_refused_holds_nothing(
     assert await _amend_state(app, int(order["id"])) == before == (30, None, 0, before[3])
     assert (await bob.get("/api/v1/account")).json()["reserved_cash"] == reserved
     await place(bob, side="buy", quantity="30", price="182.00")
+    r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
+    assert r["error"]["code"] == "position_limit"
+
+
+async def test_two_amends_at_once_each_answered_leave_nothing_held(app, make_user):
+    # Both amends are counted in flight until the engine's answer to each is applied;
+    # whichever the engine took last decides the order, and then nothing stays held and
+    # the reservation is what that order needs.
+    bob = await trader_with_max_position(make_user, "100")
+    order = await place(bob, side="buy", quantity="30", price="182.00")
+    first, second = await asyncio.gather(
+        bob.patch(f"/api/v1/orders/{order['id']}", json={"quantity": "40"}),
+        bob.patch(f"/api/v1/orders/{order['id']}", json={"quantity": "50"}),
+    )
+    assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+    leaves, held, in_flight, reserved = await _amend_state(app, int(order["id"]))
+    assert leaves in (40, 50)
+    assert (held, in_flight) == (None, 0)
+    account = (await bob.get("/api/v1/account")).json()
+    assert Decimal(account["reserved_cash"]) == Decimal(reserved)
+    # The limit counts the order as the engine has it: 100 minus its leaves is left.
+    await place(bob, side="buy", quantity=str(100 - leaves), price="182.00")
     r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
     assert r["error"]["code"] == "position_limit"
