@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -199,3 +200,45 @@ async def test_order_entry_writes_the_account_of_every_order_it_accepts(make_use
         account = await session.get(Account, account_id)
         assert account is not None
         assert account.entry_version == 1
+
+
+async def test_an_order_goes_to_the_engine_once_written_even_if_its_request_is_gone(
+    make_user, monkeypatch
+):
+    # Order entry hands each committed order to the engine sender itself, before the
+    # requests resume: an order whose client went away while its batch was committing is
+    # pending_new with a reservation, and the engine's answer settles it (it rests), rather
+    # than reconciliation rejecting it later as never sent.
+    alice = await make_user()
+    written = asyncio.Event()
+    real = entry.OrderEntry._write_sync
+
+    def write_then_signal(self, *args):
+        out = real(self, *args)
+        written.set()
+        return out
+
+    monkeypatch.setattr(entry.OrderEntry, "_write_sync", write_then_signal)
+    body = {
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": "1",
+        "price": "185.00",
+        "client_order_id": "gone",
+    }
+    request = asyncio.create_task(alice.post("/api/v1/orders", json=body))
+    await written.wait()
+    request.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    monkeypatch.undo()
+
+    async def status() -> str:
+        return (await alice.get("/api/v1/orders/by-client-id/gone")).json()["status"]
+
+    for _ in range(100):
+        if await status() != "pending_new":
+            break
+        await asyncio.sleep(0.05)
+    assert await status() == "new"
+    assert D((await alice.get("/api/v1/account")).json()["reserved_cash"]) > 0

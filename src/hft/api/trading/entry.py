@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -47,6 +48,7 @@ from hft.db.models.auth import Account, AuditEntry
 from hft.db.models.trading import OrderRow, PositionRow
 from hft.db.session import ChainedTransactions, write_transaction
 from hft.db.sql import UnnestRows, in_list
+from hft.engine.pb import engine_pb2 as pb
 from hft.services.errors import RiskRejectedError, ServiceError
 from hft.services.instruments import InstrumentInfo
 from hft.services.orders import OPEN_STATUSES
@@ -80,6 +82,9 @@ class EntryRequest:
     audit: dict[str, Any]
     ip: str | None
     request_id: str | None
+    # The engine request of the order once it has its id; given, a `pending_new` order
+    # goes to the engine sender as soon as its batch commits.
+    engine_request: Callable[[int], pb.OrderRequest] | None = None
     future: asyncio.Future[Written] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -187,6 +192,21 @@ class OrderEntry:
                 conn = await session.connection()
                 results = await conn.run_sync(self._write_sync, batch, ids, limits)
         metrics.BATCH_SIZE_BY("entry").observe(len(batch))
+        # The committed orders go to the engine at once, as one batch, before their
+        # requests resume: each request would otherwise wait for its task to run again
+        # before handing its order over. Also the orders whose request went away: they
+        # are pending_new with a reservation, and the engine's answer settles them.
+        sent = False
+        for item, result in results:
+            if (
+                isinstance(result, Written)
+                and result.status == "pending_new"
+                and item.engine_request is not None
+            ):
+                result.sent = rt.sender.enqueue(item.engine_request(result.id))
+                sent = True
+        if sent:
+            rt.sender.flush()
         for item, result in results:
             if item.future.done():
                 continue
@@ -337,10 +357,12 @@ def _write_postgres(
 @dataclass(slots=True)
 class Written:
     """A committed new order: its id and status (`pending_new`, or `rejected` when it
-    was refused without reaching the engine)."""
+    was refused without reaching the engine), and, when it was handed to the engine
+    sender, the engine's answer to come."""
 
     id: int
     status: str
+    sent: asyncio.Future[pb.OrderResponse] | None = None
 
 
 @dataclass(slots=True)

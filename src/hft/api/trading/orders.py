@@ -246,6 +246,20 @@ async def create_order(
         "created_at": now,
         "updated_at": now,
     }
+
+    def engine_request(order_id: int) -> pb.OrderRequest:
+        return order_request(
+            order_id,
+            account_id,
+            spec.symbol,
+            _SIDE[spec.side],
+            engine_type,
+            _TIF[tif],
+            engine_price,
+            spec.quantity_lots,
+            post_only=spec.post_only,
+        )
+
     entry = EntryRequest(
         values=values,
         inst=inst,
@@ -262,6 +276,8 @@ async def create_order(
         },
         ip=ip,
         request_id=request_id,
+        # Handed to the engine sender by order entry as its batch commits.
+        engine_request=None if no_liquidity else engine_request,
     )
     try:
         order = await rt.entry.submit(entry)
@@ -278,21 +294,11 @@ async def create_order(
         return await _replay(rt, known, spec)
     order_id = order.id
     metrics.ORDERS_BY(order.status).inc()
-    if no_liquidity:
+    sent = order.sent
+    if sent is None:
         return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
-    req = order_request(
-        order_id,
-        account_id,
-        spec.symbol,
-        _SIDE[spec.side],
-        engine_type,
-        _TIF[tif],
-        engine_price,
-        spec.quantity_lots,
-        post_only=spec.post_only,
-    )
     try:
-        resp = await rt.call("submit_order", lambda: rt.sender.submit(req))
+        resp = await rt.call("submit_order", lambda: sent)
     except EngineUnavailable:
         raise engine_unavailable(
             f"the matching engine did not answer; order {order_id} is pending_new and will "

@@ -3,11 +3,11 @@
 A unary SubmitOrder costs the engine and this process a gRPC call each; under load most of
 an order's engine cost was that call, not matching. Requests queue here; a sender takes
 whatever is waiting (up to `max_batch`) and submits it as one OrderBatch, while up to
-`max_in_flight` batches are on the wire. An order waits only for the callbacks already
-queued on the event loop: order entry commits its orders as a group and their requests
-resume together, so they all join the queue before it is sent and leave as one call,
-rather than one call each while the slots last. A lone order on a quiet venue waits for
-nothing else; further batches form while earlier ones are in flight.
+`max_in_flight` batches are on the wire. Order entry queues the orders of each batch it
+commits (`enqueue`) and sends them at once (`flush`), so they leave as one call before
+their requests even resume. `submit` waits only for the callbacks already queued on the
+event loop, so orders submitted together leave together too. A lone order on a quiet
+venue waits for nothing else; further batches form while earlier ones are in flight.
 
 The engine answers every order of a batch (accepted or rejected) in request order, with
 its own sequence number, exactly as SubmitOrder would. If the engine refuses the whole
@@ -59,6 +59,20 @@ class OrderSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.orders = 0
+
+    def enqueue(self, request: pb.OrderRequest) -> asyncio.Future[pb.OrderResponse]:
+        """Queue one order without sending it yet (`flush` sends what is queued); the
+        future holds the engine's answer or raises what `EngineClient.submit_order`
+        raises. Its caller may be gone by then: the outcome is consumed here as well, so
+        an unawaited failure is not reported as a lost exception."""
+        fut: asyncio.Future[pb.OrderResponse] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)
+        self._waiting.append((request, fut))
+        return fut
+
+    def flush(self) -> None:
+        """Send the queued orders now (as many batches as the slots in flight allow)."""
+        self._dispatch()
 
     async def submit(self, request: pb.OrderRequest) -> pb.OrderResponse:
         """The engine's answer to one order; raises what `EngineClient.submit_order` raises."""
@@ -156,6 +170,11 @@ class OrderSender:
             return
         if not fut.done():
             fut.set_result(answer)
+
+
+def _consume(fut: asyncio.Future[pb.OrderResponse]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 __all__ = ["OrderSender"]

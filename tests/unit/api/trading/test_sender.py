@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 
 import grpc
@@ -188,3 +189,34 @@ def test_limits_are_validated() -> None:
     engine = FakeEngine()
     with pytest.raises(ValueError, match="at least 1"):
         OrderSender(engine.submit_many, engine.submit_one, max_batch=0)
+
+
+async def test_queued_orders_leave_together_when_flushed() -> None:
+    # Order entry queues a committed batch's orders and flushes once: one call, sent
+    # then and not before.
+    engine = FakeEngine()
+    sender = OrderSender(engine.submit_many, engine.submit_one)
+    futures = [sender.enqueue(_req(i)) for i in (7, 8, 9)]
+    await _settle()
+    assert engine.batches == []
+    sender.flush()
+    answers = await asyncio.gather(*futures)
+    assert engine.batches == [[7, 8, 9]]
+    assert [(a.order_id, a.sequence) for a in answers] == [(7, 1), (8, 2), (9, 3)]
+
+
+async def test_a_queued_order_nobody_awaits_fails_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The request of a queued order may be gone; the engine's failure is then nobody's
+    # to read, and must not be logged as a lost exception.
+    engine = FakeEngine()
+    engine.fail_one[4] = EngineUnavailable("down")
+    sender = OrderSender(engine.submit_many, engine.submit_one)
+    future = sender.enqueue(_req(4))
+    sender.flush()
+    await _settle()
+    assert future.done()
+    del future
+    gc.collect()
+    assert "exception was never retrieved" not in caplog.text
