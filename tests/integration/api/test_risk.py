@@ -8,7 +8,9 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
+from hft.api.trading.sender import OrderSender
 from hft.api.trading.testing import (  # noqa: F401 - fixtures
     engine_fixture,
     place,
@@ -178,6 +180,40 @@ async def test_an_amend_the_engine_refused_holds_nothing(
     await place(bob, side="buy", quantity="30", price="182.00")
     r = await place(bob, side="buy", quantity="1", price="182.00", expect=403)
     assert r["error"]["code"] == "position_limit"
+
+
+async def test_an_order_the_engine_refused_is_rejected_holds_nothing_and_is_announced(
+    app, make_user, monkeypatch: pytest.MonkeyPatch
+):
+    # Refused before sequencing, the order never reaches the book: it is rejected at
+    # once with its reservation released, counted like any rejection, and its owner's
+    # `orders` stream hears of it (as when reconciliation rejects an order).
+    bob = await make_user()
+    rt = app.state.trading
+    before = (await bob.get("/api/v1/account")).json()["reserved_cash"]
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise EngineRequestError(grpc.StatusCode.INVALID_ARGUMENT, "order refused")
+
+    announced: list[tuple[int, str]] = []
+    if rt.hub is not None:
+        tell = rt.hub.order_changed
+        monkeypatch.setattr(
+            rt.hub, "order_changed", lambda o: (announced.append((o.id, o.status)), tell(o))
+        )
+    monkeypatch.setattr(rt, "sender", OrderSender(refuse, refuse))
+    rejected = REGISTRY.get_sample_value("hft_orders_total", {"status": "rejected"}) or 0.0
+    order = await place(bob, side="buy", quantity="30", price="182.00")
+    assert (order["status"], order["reason"]) == ("rejected", "engine_refused")
+    assert order["remaining_quantity"] == "0"
+    assert (await bob.get("/api/v1/account")).json()["reserved_cash"] == before
+    async with app.state.db.session() as session:
+        row = await session.get(OrderRow, int(order["id"]))
+        assert row is not None
+        assert (row.status, row.reserved, row.leaves_lots) == ("rejected", 0, 0)
+    assert REGISTRY.get_sample_value("hft_orders_total", {"status": "rejected"}) == rejected + 1
+    if rt.hub is not None:
+        assert announced == [(int(order["id"]), "rejected")]
 
 
 async def test_two_amends_at_once_each_answered_leave_nothing_held(app, make_user):

@@ -34,11 +34,11 @@ from hft.api.trading.common import (
 )
 from hft.api.trading.entry import AccountMissingError, EntryRequest
 from hft.api.trading.projection import reject_reason
-from hft.api.trading.reconcile import release_amends
+from hft.api.trading.reconcile import reject_unsequenced, release_amends
 from hft.api.trading.repo import (
     account_of_user,
     fills_of,
-    lock_account_fresh,
+    lock_order_and_account,
     open_exposure,
     order_by_client_id,
     own_order,
@@ -306,7 +306,7 @@ async def create_order(
         ) from None
     except EngineRequestError as exc:
         # Refused before sequencing: the engine never had it.
-        await _reject_unsequenced(rt, order_id, "engine_refused")
+        await reject_unsequenced(rt, order_id, "engine_refused")
         log.error("engine refused order %s: %s", order_id, exc)
         return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
     if resp.events:
@@ -315,23 +315,6 @@ async def create_order(
         if cached is not None:
             return FastJSON(cached, status_code=201)
     return FastJSON(await order_view(rt, order_id, with_fills=True), status_code=201)
-
-
-async def _reject_unsequenced(rt: TradingRuntime, order_id: int, reason: str) -> None:
-    async with rt.db.session() as session, write_transaction(session):
-        found = await session.get(OrderRow, order_id)
-        if found is None:
-            return
-        # Account first, then the order: the lock order of every other writer.
-        account = await lock_account_fresh(session, found.account_id)
-        order = await session.get(OrderRow, order_id, with_for_update=True, populate_existing=True)
-        if order is None or order.status != "pending_new" or order.last_sequence != 0:
-            return
-        if account is not None:
-            account.reserved_cash = account.reserved_cash - order.reserved
-        order.reserved = Decimal(0)
-        order.status, order.reason, order.leaves_lots = "rejected", reason, 0
-        order.updated_at = utcnow()
 
 
 @router.get(
@@ -546,8 +529,7 @@ async def amend_order(
         raise ApiError(422, "unknown_symbol", f"unknown symbol {order.symbol!r}", "symbol")
     oid = order.id
     async with write_transaction(session):
-        account = await lock_account_fresh(session, account_id)
-        fresh = await session.get(OrderRow, oid, with_for_update=True, populate_existing=True)
+        account, fresh = await lock_order_and_account(session, oid, account_id)
         if account is None or fresh is None or fresh.status not in ("new", "partially_filled"):
             raise _not_open(order.id, order.status)
         # Validated against the order as read under the lock: a fill or another amend

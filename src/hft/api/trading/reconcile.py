@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from hft.api.trading import metrics
-from hft.api.trading.repo import lock_account_fresh
-from hft.db.models.auth import Account
+from hft.api.trading.repo import lock_order_and_account
+from hft.db.base import utcnow
 from hft.db.models.trading import OrderRow
 from hft.db.session import write_transaction
 from hft.engine.client import EngineError
@@ -49,12 +49,7 @@ async def release_amends(
     in flight the hold ends and the reservation is again what the order's price and
     leaves need. False if there was nothing to release."""
     async with rt.db.session() as session, write_transaction(session):
-        found = await session.get(OrderRow, order_id)
-        if found is None:
-            return False
-        # Account first, then the order: the lock order of every other writer.
-        account = await lock_account_fresh(session, found.account_id)
-        order = await session.get(OrderRow, order_id, with_for_update=True, populate_existing=True)
+        account, order = await lock_order_and_account(session, order_id)
         if order is None or account is None or order.amends_in_flight == 0:
             return False
         if sent_before is None:
@@ -78,6 +73,25 @@ async def release_amends(
             )
             account.reserved_cash = account.reserved_cash + exact - order.reserved
             order.reserved = exact
+    return True
+
+
+async def reject_unsequenced(rt: TradingRuntime, order_id: int, reason: str) -> bool:
+    """Reject a `pending_new` order the engine never sequenced and release its
+    reservation; counted and announced like any other change of an order. False if it
+    was no longer such an order (the engine's answer got there first)."""
+    async with rt.db.session() as session, write_transaction(session):
+        account, order = await lock_order_and_account(session, order_id)
+        if order is None or order.status != "pending_new" or order.last_sequence != 0:
+            return False
+        if account is not None:
+            account.reserved_cash = account.reserved_cash - order.reserved
+        order.reserved = Decimal(0)
+        order.status, order.reason, order.leaves_lots = "rejected", reason, 0
+        order.updated_at = utcnow()
+    metrics.ORDERS_BY("rejected").inc()
+    if rt.hub is not None:
+        rt.hub.order_changed(order)
     return True
 
 
@@ -155,41 +169,9 @@ class Reconciler:
             live = await rt.call("get_order", partial(rt.client.get_order, order_id))
             if live.found:
                 continue
-            if await self._reject(order_id):
+            if await reject_unsequenced(rt, order_id, "engine_unavailable"):
                 resolved += 1
         self.resolved += resolved
         if resolved:
             log.warning("reconciliation rejected %d order(s) the engine never saw", resolved)
         return resolved
-
-    async def _reject(self, order_id: int) -> bool:
-        rt = self.runtime
-        async with rt.db.session() as session, write_transaction(session):
-            account_id = (
-                await session.execute(select(OrderRow.account_id).where(OrderRow.id == order_id))
-            ).scalar_one_or_none()
-            if account_id is None:
-                return False
-            # Account first, then the order: the lock order of every other writer.
-            account = (
-                await session.execute(
-                    select(Account).where(Account.id == account_id).with_for_update()
-                )
-            ).scalar_one()
-            order = (
-                await session.execute(
-                    select(OrderRow).where(OrderRow.id == order_id).with_for_update()
-                )
-            ).scalar_one_or_none()
-            if order is None or order.status != "pending_new" or order.last_sequence != 0:
-                return False
-            account.reserved_cash = account.reserved_cash - order.reserved
-            order.reserved = Decimal(0)
-            order.status = "rejected"
-            order.reason = "engine_unavailable"
-            order.leaves_lots = 0
-            order.updated_at = datetime.now(UTC)
-        metrics.ORDERS.labels("rejected").inc()
-        if rt.hub is not None:
-            rt.hub.order_changed(order)
-        return True

@@ -35,6 +35,25 @@ async def lock_account_fresh(session: AsyncSession, account_id: int) -> Account 
     return result.scalar_one_or_none()
 
 
+async def lock_order_and_account(
+    session: AsyncSession, order_id: int, account_id: int | None = None
+) -> tuple[Account | None, OrderRow | None]:
+    """An order and its account under their row locks, inside `write_transaction`:
+    the account first, then the order (the lock order of every writer, so PostgreSQL
+    cannot deadlock), both read again under the locks (`lock_account_fresh`). The
+    account is looked up from the order unless given. (None, None) when the order does
+    not exist."""
+    if account_id is None:
+        account_id = (
+            await session.execute(select(OrderRow.account_id).where(OrderRow.id == order_id))
+        ).scalar_one_or_none()
+        if account_id is None:
+            return None, None
+    account = await lock_account_fresh(session, account_id)
+    order = await session.get(OrderRow, order_id, with_for_update=True, populate_existing=True)
+    return account, order
+
+
 async def own_order(session: AsyncSession, account_id: int, order_id: int) -> OrderRow | None:
     """The order if it belongs to the account (another account's order is None)."""
     return (
