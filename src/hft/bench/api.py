@@ -355,15 +355,29 @@ class _Cpu:
 
 
 def _cpu_columns(
-    before: dict[str, float], after: dict[str, float], requests: int, elapsed: float
+    before: dict[str, float],
+    after: dict[str, float],
+    requests: int,
+    elapsed: float,
+    cpus: int | None = None,
 ) -> dict[str, float]:
-    """CPU ms per request of each process group, and the cores the server used."""
-    out = {
-        f"{name}_cpu_ms": round((after[name] - before[name]) * 1000 / max(1, requests), 3)
+    """CPU ms per request of each process group, and the cores the server used.
+
+    `machine_cpu_ms` is all the groups together, and `cpu_ceiling_per_s` the requests a
+    second the machine's `cpus` could serve at that cost if every one of them were busy
+    all the time: no latency, batching or scheduling can go past it on this machine.
+    """
+    ms = {
+        name: (after[name] - before[name]) * 1000 / max(1, requests)
         for name in ("server", "engine", "database", "load")
         if name in before
     }
+    out = {f"{name}_cpu_ms": round(value, 3) for name, value in ms.items()}
     out["server_cores"] = round((after["server"] - before["server"]) / elapsed, 2)
+    total = sum(ms.values())
+    out["machine_cpu_ms"] = round(total, 3)
+    if total > 0:
+        out["cpu_ceiling_per_s"] = round((cpus or os.cpu_count() or 1) * 1000 / total)
     return out
 
 
@@ -611,6 +625,8 @@ _COLUMNS = (
     "engine_cpu_ms",
     "database_cpu_ms",
     "load_cpu_ms",
+    "machine_cpu_ms",
+    "cpu_ceiling_per_s",
 )
 
 
@@ -647,7 +663,15 @@ def _compared(
         if b["orders_per_s"]
     ]
     medians = ("orders_per_s", "p50_ms", "p99_ms")
-    cpu = ("server_cores", "server_cpu_ms", "engine_cpu_ms", "database_cpu_ms", "load_cpu_ms")
+    cpu = (
+        "server_cores",
+        "server_cpu_ms",
+        "engine_cpu_ms",
+        "database_cpu_ms",
+        "load_cpu_ms",
+        "machine_cpu_ms",
+        "cpu_ceiling_per_s",
+    )
     rows = []
     for side in ("baseline", "working"):
         runs = bursts[side]
@@ -843,7 +867,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "Python interpreter: it cannot go much past 1). server_cpu_vs_bare: the backend's "
         "CPU per order over the bare endpoint's per request at the same concurrency, in "
         "this run: the cost of everything past validation, in units that depend far less "
-        "on how fast the machine is at the moment than orders/s do."
+        "on how fast the machine is at the moment than orders/s do. machine_cpu_ms: all "
+        "of these together; cpu_ceiling_per_s: the requests a second the machine's CPUs "
+        "could serve at that cost with every CPU busy all the time, a bound no batching or "
+        "latency work can pass on this machine."
     )
     notes.append(
         "One API worker unless the row says otherwise; engine, backend, database and load "

@@ -15,14 +15,21 @@ from hft.bench import api, cli
 def test_cpu_columns_are_ms_per_request_and_cores_of_the_server() -> None:
     before = {"server": 10.0, "engine": 1.0, "load": 0.5}
     after = {"server": 11.5, "engine": 1.2, "load": 0.6}
-    assert api._cpu_columns(before, after, requests=1000, elapsed=2.0) == {
+    assert api._cpu_columns(before, after, requests=1000, elapsed=2.0, cpus=2) == {
         "server_cpu_ms": 1.5,
         "engine_cpu_ms": 0.2,
         "load_cpu_ms": 0.1,
         "server_cores": 0.75,
+        # 1.8 ms of some CPU per request: two CPUs serve at most 2,000 ms / 1.8 ms a second.
+        "machine_cpu_ms": 1.8,
+        "cpu_ceiling_per_s": 1111,
     }
     # No request: no division by zero, the whole time is reported.
     assert api._cpu_columns(before, after, requests=0, elapsed=1.0)["server_cpu_ms"] == 1500.0
+    # No CPU used at all: no ceiling rather than a division by zero.
+    idle = api._cpu_columns(before, before, requests=10, elapsed=1.0)
+    assert idle["machine_cpu_ms"] == 0.0
+    assert "cpu_ceiling_per_s" not in idle
 
 
 def test_the_server_figure_includes_its_worker_processes() -> None:
