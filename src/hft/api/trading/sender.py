@@ -76,8 +76,7 @@ class OrderSender:
 
     async def submit(self, request: pb.OrderRequest) -> pb.OrderResponse:
         """The engine's answer to one order; raises what `EngineClient.submit_order` raises."""
-        fut: asyncio.Future[pb.OrderResponse] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, fut))
+        fut = self.enqueue(request)
         if not self._scheduled:
             # After the callbacks already queued in this iteration: the other requests
             # woken by the same entry commit add their orders first.
